@@ -1,0 +1,3 @@
+from seedwatch.cli import main
+
+raise SystemExit(main())
