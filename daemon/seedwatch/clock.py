@@ -1,0 +1,20 @@
+"""The clock, injected everywhere logic needs the time, so tests can move it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def utcnow() -> datetime:
+    """For the edges only (CLI output, process start); logic takes a Clock."""
+    return datetime.now(UTC)

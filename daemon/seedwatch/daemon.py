@@ -1,0 +1,199 @@
+"""`seedwatch run`: the long-running service.
+
+APScheduler 3.x runs local ticks only (poll, deliver, reload, watchdog); what is due lives in the
+database, so a crash or restart loses nothing. SIGTERM/SIGINT stop it (in-flight feeds finish
+or are left due, never half-stored); SIGHUP, or any edit of the config, watchlist or seeds,
+reloads without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from seedwatch import metrics
+from seedwatch.alerts.deliver import deliver_due
+from seedwatch.clock import Clock
+from seedwatch.notify import Notifier
+from seedwatch.poller import poll_due
+from seedwatch.runtime import Runtime
+from seedwatch.storage import queries
+from seedwatch.storage.db import ping
+
+log = logging.getLogger(__name__)
+
+# How long SIGTERM waits for in-flight work before leaving it to the leases.
+STOP_GRACE = 5.0
+# A daemon that made no progress for this long is reported unhealthy (watchdog, /healthz).
+STUCK_AFTER = 600.0
+
+
+@dataclass
+class Health:
+    last_progress: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def progress(self) -> None:
+        with self.lock:
+            self.last_progress = time.monotonic()
+
+    def stuck_for(self) -> float:
+        with self.lock:
+            return time.monotonic() - self.last_progress
+
+
+class Daemon:
+    def __init__(self, rt: Runtime, notifier: Notifier | None = None) -> None:
+        self.rt = rt
+        self.notifier = notifier or Notifier()
+        self.stop = threading.Event()
+        self.reload_requested = threading.Event()
+        self.health = Health()
+        self.busy = threading.Event()  # set while a poll tick runs
+        self.abandoned = False
+        self.rng = random.Random()
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        )
+
+    # -- ticks ----------------------------------------------------------------------------
+
+    def poll_tick(self) -> None:
+        self.busy.set()
+        try:
+            report = poll_due(
+                self.rt, stop=self.stop, on_done=lambda *_: self.health.progress()
+            )
+            if report.feeds:
+                log.info(
+                    "tick: poll feeds=%d ok=%d failed=%d new=%d alerts=%d",
+                    report.feeds, report.ok, report.failed, report.new_items, report.alerts,
+                )
+        except Exception:
+            log.exception("tick: poll failed")
+        finally:
+            self.busy.clear()
+        self.health.progress()
+        metrics.LAST_TICK.labels(tick="poll").set_to_current_time()
+
+    def deliver_tick(self) -> None:
+        try:
+            deliver_due(
+                self.rt.sessions,
+                self.rt.channels,
+                now=self.rt.clock.now(),
+                owner=self.rt.owner,
+                lease=self.rt.config.schedule.lease,
+                rng=self.rng,
+                operator_channel=self.rt.config.operator_channel,
+            )
+        except Exception:
+            log.exception("tick: deliver failed")
+        metrics.LAST_TICK.labels(tick="deliver").set_to_current_time()
+
+    def reload_tick(self) -> None:
+        try:
+            parts = self.rt.changed()
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                parts = {"config", "watchlist", "seeds"}
+            if parts:
+                log.info("reload: files changed parts=%s", ",".join(sorted(parts)))
+                self.rt.reload(parts)
+        except Exception:
+            log.exception("tick: reload failed")
+
+    def healthy(self) -> tuple[bool, str]:
+        if not ping(self.rt.engine):
+            return False, "database does not answer"
+        stuck = self.health.stuck_for()
+        if stuck > STUCK_AFTER:
+            return False, f"scheduler made no progress for {stuck:.0f}s"
+        return True, "ok"
+
+    def watchdog_tick(self) -> None:
+        ok, why = self.healthy()
+        if ok:
+            self.notifier.watchdog()
+        else:
+            # No ping: systemd's WatchdogSec restarts us, which is the point.
+            log.error("watchdog: not pinging status=%s", why)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self.reload_requested.set()
+        else:
+            self.stop.set()
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        cfg = self.rt.config
+        with self.rt.write_lock, self.rt.sessions() as s:
+            released = queries.release_dead_leases(s)
+            s.commit()
+        if released:
+            log.info("start: released leases of a previous run count=%d", released)
+        self.rt.rebuild_story_index()
+        if cfg.metrics.listen:
+            metrics.serve(cfg.metrics.listen, self.healthy)
+        now = None  # first run immediately
+        sched = cfg.schedule
+        self.scheduler.add_job(self.poll_tick, "interval", seconds=sched.poll_tick,
+                               id="poll", next_run_time=now)
+        self.scheduler.add_job(self.deliver_tick, "interval", seconds=sched.deliver_tick,
+                               id="deliver", next_run_time=now)
+        self.scheduler.add_job(self.reload_tick, "interval", seconds=sched.reload_tick,
+                               id="reload")
+        wd = self.notifier.watchdog_interval() or 10.0
+        self.scheduler.add_job(self.watchdog_tick, "interval", seconds=wd, id="watchdog")
+        self.scheduler.start()
+        # Kick the first ticks now instead of one interval later.
+        for job_id in ("poll", "deliver"):
+            job = self.scheduler.get_job(job_id)
+            if job is not None:
+                job.modify(next_run_time=self.rt.clock.now())
+        self.notifier.ready(f"polling {len(cfg.feeds)} configured feeds")
+        log.info("start: running feeds=%d rules=%d owner=%s",
+                 len(cfg.feeds), len(self.rt.watchlist.rules), self.rt.owner)
+        while not self.stop.wait(0.25):
+            if self.reload_requested.is_set():
+                self.reload_tick()
+        log.info("stop: signal received, finishing in-flight work")
+        self.notifier.stopping()
+        self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + STOP_GRACE
+        while self.busy.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.busy.is_set():
+            # A fetch still running holds nothing half-stored: its transaction has not begun
+            # or rolls back, and its lease makes the feed due again after restart.
+            log.warning("stop: leaving in-flight feeds to their leases")
+            self.abandoned = True  # the caller exits without joining the worker threads
+            return 0
+        self.rt.close()
+        log.info("stop: done")
+        return 0
+
+
+def run_daemon(config_path: Path, *, clock: Clock | None = None) -> int:
+    rt = Runtime.start(config_path, clock=clock)
+    daemon = Daemon(rt)
+    code = daemon.run()
+    if daemon.abandoned:
+        logging.shutdown()
+        os._exit(code)
+    return code

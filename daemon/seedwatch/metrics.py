@@ -1,0 +1,71 @@
+"""Prometheus metrics and the /healthz endpoint, served on a loopback address.
+
+Metric objects live in one registry of our own (not the global default), so tests and several
+runtimes in one process do not collide.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+log = logging.getLogger(__name__)
+
+REGISTRY = CollectorRegistry()
+POLLS = Counter("seedwatch_polls", "Feed polls by outcome", ["outcome"], registry=REGISTRY)
+HTTP_STATUS = Counter(
+    "seedwatch_http_responses", "HTTP responses by status class", ["class"], registry=REGISTRY
+)
+ITEMS = Counter("seedwatch_items", "Items seen by kind (new, duplicate)", ["kind"],
+                registry=REGISTRY)
+ALERTS = Counter("seedwatch_alert_deliveries", "Alert delivery attempts by result", ["result"],
+                 registry=REGISTRY)
+STAGE = Histogram("seedwatch_stage_seconds", "Time spent per pipeline stage", ["stage"],
+                  registry=REGISTRY)
+FEEDS = Gauge("seedwatch_feeds", "Feeds by state (active, failing, stale)", ["state"],
+              registry=REGISTRY)
+OUTBOX = Gauge("seedwatch_outbox", "Outbox rows by status", ["status"], registry=REGISTRY)
+LAST_TICK = Gauge("seedwatch_last_tick_timestamp", "Unix time a scheduler tick last completed",
+                  ["tick"], registry=REGISTRY)
+
+
+def observe_stage(stage: str, seconds: float) -> None:
+    STAGE.labels(stage=stage).observe(seconds)
+
+
+def serve(listen: str, health: Callable[[], tuple[bool, str]]) -> ThreadingHTTPServer:
+    """Serve /metrics and /healthz on ``listen`` ("host:port") in a daemon thread."""
+    host, _, port = listen.rpartition(":")
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/metrics"):
+                body = generate_latest(REGISTRY)
+                self._reply(200, body, CONTENT_TYPE_LATEST)
+            elif self.path.startswith("/healthz"):
+                ok, text = health()
+                self._reply(200 if ok else 503, text.encode() + b"\n", "text/plain")
+            else:
+                self._reply(404, b"not found\n", "text/plain")
+
+        def _reply(self, status: int, body: bytes, ctype: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    log.info("metrics: serving listen=%s", listen)
+    return server

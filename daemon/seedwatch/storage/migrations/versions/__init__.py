@@ -1,0 +1,1 @@
+"""Alembic revision scripts; each one works on SQLite and PostgreSQL."""

@@ -1,0 +1,32 @@
+"""The knobs of story matching, with the defaults measured in bench/eval_stories.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StorySettings:
+    """Thresholds for folding an item into an existing story.
+
+    Two items are the same story when they share the canonical URL or content hash, when their
+    leads are near-identical (``near_duplicate``), or when several independent signals agree:
+    the same vocabulary, the same names and numbers, and headline words that the other item
+    also uses. One signal alone folds different stories that merely share a topic or a
+    site's boilerplate (cookie banners share whole paragraphs, never the headline).
+    """
+
+    window: float = 72 * 3600.0  # seconds: how far apart in time two items of one story may be
+    lead_chars: int = 1500  # only the headline and this much text count: wires differ further on
+    entity_prefix: int = 5  # proper nouns compare on this many Latin letters
+    near_duplicate: float = 0.85  # Jaccard of lead terms: a copy with small edits
+    term_min: float = 0.08  # event: at least this Jaccard of lead terms,
+    entity_min: int = 1  # this many shared names/numbers,
+    headline_min: float = 0.3  # this share of headline words found in the other item,
+    score_min: float = 0.4  # and terms + entities + headline/2 at least this
+    caseless_entities: int = 3  # fewer names than this on either side: the caseless rule
+    caseless_term_min: float = 0.2
+    cross_entity_min: int = 4  # across languages only names and numbers can agree
+    cross_entity_jaccard_min: float = 0.3
+    max_postings: int = 2000  # a key token carried by more items than this is not rare
+    max_candidates: int = 50  # candidates verified exactly per lookup, most shared keys first

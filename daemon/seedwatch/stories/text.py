@@ -1,0 +1,129 @@
+"""Turn plain text into the hashed token sets that story matching compares.
+
+Three views of one text:
+- terms: stemmed content words (stopwords and short tokens dropped), the vocabulary of the story;
+- entities: capitalized words not opening a sentence, and numbers: places, people, dates and
+  amounts are what two reports of one event share even when every sentence is rewritten. They
+  are folded to Latin letters without diacritics and cut to a prefix, so "Tehran"/"Teheran" do
+  not match but "Путин"/"Putin", "Putin's"/"Putina" do, which gives a cheap cross-language hook;
+- title terms.
+Hashes are crc32 so that a fingerprint is the same in every process (str.__hash__ is salted).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zlib
+from collections.abc import Iterable
+from functools import lru_cache
+
+import Stemmer
+
+_STEMMER_NAMES = {
+    "ar": "arabic", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german",
+    "el": "greek", "en": "english", "es": "spanish", "fi": "finnish", "fr": "french",
+    "hu": "hungarian", "id": "indonesian", "it": "italian", "lt": "lithuanian", "nl": "dutch",
+    "no": "norwegian", "pl": "polish", "pt": "portuguese", "ro": "romanian", "ru": "russian",
+    "sr": "serbian", "sv": "swedish", "tr": "turkish", "hi": "hindi", "fa": "persian",
+    # Kazakh, Kyrgyz, Uzbek and Ukrainian have no Snowball stemmer; their Cyrillic words
+    # go through unstemmed, which only costs recall.
+}
+
+# Short function-word lists: only the words frequent enough to make two unrelated texts look
+# alike. Content words are left to the entity and agreement checks.
+_STOPWORDS_RAW = """
+the a an and or but if of to in on at by for with from as is are was were be been being has have
+had do does did not no this that these those it its he she they them his her their we our you
+your i me my who whom which what when where why how all any both each more most other some such
+than too very can will just said says say also after before over under about into out up down
+off again then once here there would could should may might must shall new one two three first
+last year years time week day days people told according per cent percent while during since
+mr mrs ms monday tuesday wednesday thursday friday saturday sunday news reuters ap afp
+der die das und oder aber wenn von zu im in am an auf bei mit aus als ist sind war waren sein
+hat haben hatte wird werden wurde wurden nicht kein keine dies diese dieser dieses es er sie wir
+ihr ich du man den dem des ein eine einer eines einem einen auch noch nach vor über unter um für
+durch gegen ohne bis so wie was wer wo nur schon sehr mehr jahr jahre jahren sagte heute
+el la los las un una unos unas y o pero si de del a en con por para como es son fue fueron ser
+ha han había no este esta estos estas ese esa eso lo le les se su sus al que qué más muy ya
+también sobre entre hasta desde años año dijo según
+le la les un une des et ou mais si de du en dans sur par pour avec comme est sont était été être
+a ont avait ne pas ce cette ces il elle ils elles nous vous je se sa son ses leur qui que plus
+très aussi après avant au aux
+i oraz lub ale jeśli z ze do w we na przy przez dla jak jest są był była było być ma mają nie
+to ten ta te tego tej tym się jego jej ich który która które co już też tylko po od roku lat
+il lo gli e o ma se di da in con su per come è sono era stato essere ha hanno non questo questa
+che più anche dopo
+ve veya ama eğer bir bu şu o da de ile için gibi olarak olan daha çok en ki ne mi
+и или но если в во на с со к ко по за из от до для как что это этот эта эти тот та те он она
+они мы вы я его ее её их не ни же ли бы был была было были быть есть уже также только так еще
+ещё при о об про после перед над под между чтобы который которая которые которых году года лет
+сообщил сообщила заявил заявила отметил отметила риа новости тасс интерфакс
+"""
+STOPWORDS = frozenset(_STOPWORDS_RAW.split())
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Sentence ends: a token right after one of these opens a sentence and its capital means nothing.
+_SENTENCE = re.compile(r"[.!?:;\"«»“”„\n]\s*$")
+
+_CYRILLIC = dict(
+    zip(
+        "абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєўқғүұңөһә",
+        ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "i", "k", "l", "m", "n", "o", "p",
+         "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya",
+         "i", "i", "e", "u", "k", "g", "u", "u", "n", "o", "h", "a"],
+        strict=True,
+    )
+)
+
+
+@lru_cache(maxsize=64)
+def _stemmer(language: str) -> Stemmer.Stemmer | None:
+    name = _STEMMER_NAMES.get(language)
+    return Stemmer.Stemmer(name) if name else None
+
+
+def stable_hash(token: str) -> int:
+    return zlib.crc32(token.encode("utf-8"))
+
+
+@lru_cache(maxsize=200_000)
+def latin_key(word: str, prefix: int) -> str:
+    """Lower-case Latin skeleton of a word: transliterated, without diacritics, cut short."""
+    low = word.lower()
+    out = "".join(_CYRILLIC.get(ch, ch) for ch in low)
+    out = unicodedata.normalize("NFKD", out)
+    out = "".join(ch for ch in out if not unicodedata.combining(ch))
+    return out[:prefix]
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def terms(tokens: Iterable[str], language: str) -> list[str]:
+    """Stemmed lower-case content words, in order, stopwords and one- or two-letter words out."""
+    low = [t.lower() for t in tokens]
+    kept = [t for t in low if len(t) > 2 and t not in STOPWORDS and not t.isdigit()]
+    stemmer = _stemmer(language)
+    return list(stemmer.stemWords(kept)) if stemmer else kept
+
+
+def entities(text: str, prefix: int) -> list[str]:
+    """Latin keys of proper-noun-like words and of numbers, in order of appearance."""
+    out: list[str] = []
+    for m in _WORD.finditer(text):
+        tok = m.group()
+        if tok.isdigit():
+            # Single digits are everywhere; 2+ digits are dates, counts, amounts, years.
+            if len(tok) >= 2:
+                out.append(tok.lstrip("0") or "0")
+            continue
+        if len(tok) < 2 or not tok[0].isupper() or tok.lower() in STOPWORDS:
+            continue
+        start = m.start()
+        before = text[max(0, start - 3) : start]
+        if start == 0 or _SENTENCE.search(before):
+            continue
+        out.append(latin_key(tok, prefix))
+    return out
