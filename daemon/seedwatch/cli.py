@@ -125,15 +125,15 @@ def cmd_poll(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from seedwatch.alerts.channels import build_channels
     from seedwatch.classify import load_seeds
-    from seedwatch.config import load_config, load_watchlist, resolve_config_path
+    from seedwatch.config import check_config, load_watchlist, resolve_config_path
     from seedwatch.config.load import check_rule_channels
     from seedwatch.rules import compile_watchlist
 
     errors: list[str] = []
-    try:
-        config = load_config(resolve_config_path(args.config))
-    except SeedwatchError as e:
-        print(f"error: {e}", file=sys.stderr)
+    config, problems = check_config(resolve_config_path(args.config))
+    if config is None or problems:
+        for err in problems:
+            print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"config: {config.path} ({len(config.feeds)} feeds, {len(config.channels)} channels)")
     try:

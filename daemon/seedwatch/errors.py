@@ -14,11 +14,11 @@ def redact_url(url: str) -> str:
     """The URL without userinfo, query or fragment: what may appear in a log or an error."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:  # e.g. a port out of range: urlsplit is lazy about it
         return "<unparseable url>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 

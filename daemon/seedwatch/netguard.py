@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from requests.adapters import HTTPAdapter
@@ -121,9 +121,14 @@ def is_public(addr: IPAddress) -> bool:
 
 @dataclass(frozen=True)
 class AddressPolicy:
-    """Public addresses, plus whatever ``allow`` opens (the default opens nothing)."""
+    """Public addresses, plus whatever ``allow`` opens (the default opens nothing).
+
+    ``resolver`` stands in for ``socket.getaddrinfo`` (tests inject a stub resolver to
+    reproduce DNS answers that mix public and private addresses).
+    """
 
     allow: tuple[Network, ...] = ()
+    resolver: GetAddrInfo | None = field(default=None, compare=False, repr=False)
 
     def allows(self, addr: IPAddress) -> bool:
         candidates: list[IPAddress] = [addr]
@@ -140,7 +145,7 @@ class AddressPolicy:
         return addr is not None and self.allows(addr)
 
     def resolve(
-        self, host: str, port: int, *, getaddrinfo: GetAddrInfo = socket.getaddrinfo
+        self, host: str, port: int, *, getaddrinfo: GetAddrInfo | None = None
     ) -> list[AddrInfo]:
         """The TCP addresses for ``host`` that the policy allows, in resolver order.
 
@@ -148,7 +153,8 @@ class AddressPolicy:
         connects only to the public ones. Raises BlockedAddressError when none is left and
         OSError (socket.gaierror) when the name does not resolve.
         """
-        infos = getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        lookup: GetAddrInfo = getaddrinfo or self.resolver or socket.getaddrinfo
+        infos = lookup(host, port, 0, socket.SOCK_STREAM)
         allowed: list[AddrInfo] = []
         refused: list[str] = []
         for info in infos:
@@ -210,7 +216,7 @@ def connect_guarded(
     timeout: float | object | None = _DEFAULT_TIMEOUT,
     source_address: tuple[str, int] | None = None,
     socket_options: Iterable[tuple[int, int, int | bytes]] | None = None,
-    getaddrinfo: GetAddrInfo = socket.getaddrinfo,
+    getaddrinfo: GetAddrInfo | None = None,
 ) -> socket.socket:
     """A TCP socket connected to an address of ``host`` that ``policy`` allows."""
     last_error: OSError | None = None
@@ -324,4 +330,3 @@ def _pool_classes(policy: AddressPolicy) -> Mapping[str, type[HTTPConnectionPool
         "GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": tls_cls}
     )
     return {"http": pool, "https": tls_pool}
-

@@ -6,6 +6,7 @@ strings are NUL-free, surrogate-free text (so they encode to UTF-8) and never ra
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -52,7 +53,7 @@ _TRACKING_EXACT = frozenset(
 )  # fmt: skip
 _TRACKING_PREFIXES = ("utm_", "pk_campaign", "pk_kwd", "pk_source", "pk_medium")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_URL_JUNK = re.compile(r"[\x00-\x20\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_URL_JUNK = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _HOST_OK = re.compile(r"^[^\s/?#@\[\]\\%<>\"'`^{}|]+$")
 # RFC 3986 reserved + unreserved, plus "%" so that existing escapes survive (idempotence).
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
@@ -96,10 +97,9 @@ def _canonical_url(url: str, base: str | None) -> str | None:
     elif not _HOST_OK.match(host):
         return None
     elif not host.isascii():
-        try:
+        # Not IDNA-2003 encodable: the lower-cased Unicode form is still canonical.
+        with contextlib.suppress(UnicodeError):
             host = host.encode("idna").decode("ascii").lower()
-        except UnicodeError:
-            pass  # not IDNA-2003 encodable: the lower-cased Unicode form is still canonical
     port = parts.port  # raises ValueError on garbage, caught above
     netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
     path = quote(parts.path, safe=_PATH_SAFE) or "/"

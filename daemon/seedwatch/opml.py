@@ -18,7 +18,7 @@ import html
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 from xml.parsers import expat
 from xml.sax.saxutils import quoteattr
@@ -37,7 +37,7 @@ class _Outline:
 
 
 def parse_opml(data: bytes, *, source: str) -> list[FeedConfig]:
-    """The feeds of an OPML document, in document order, first of each URL kept.
+    """The feeds of an OPML document in document order; a repeated URL adds its tags only.
 
     Raises ConfigError naming ``source`` and the line when the input is not OPML at all.
     Outlines whose xmlUrl is not http(s) are skipped with a warning.
@@ -62,7 +62,7 @@ def parse_opml(data: bytes, *, source: str) -> list[FeedConfig]:
                 column=int(e.offset) + 1,
             ) from e
         log.warning(
-            "opml source=%s line=%d: not well-formed (%s); recovered the outlines",
+            "opml source=%s line=%d: strict XML parse failed (%s); recovered the outlines",
             source,
             line,
             expat.ErrorString(e.code),
@@ -70,15 +70,19 @@ def parse_opml(data: bytes, *, source: str) -> list[FeedConfig]:
     else:
         if root != "opml":
             raise ConfigError(f"the root element is <{root}>, not <opml>", path=source, line=1)
-    feeds: list[FeedConfig] = []
-    seen: set[str] = set()
+    feeds: dict[str, FeedConfig] = {}
     for outline, path in _walk(roots):
         feed = _feed(outline, path, source)
-        if feed is None or feed.url in seen:
+        if feed is None:
             continue
-        seen.add(feed.url)
-        feeds.append(feed)
-    return feeds
+        first = feeds.get(feed.url)
+        if first is None:
+            feeds[feed.url] = feed
+        else:
+            # The same feed filed under two folders: one feed carrying both folders' tags.
+            tags = tuple(dict.fromkeys((*first.tags, *feed.tags)))
+            feeds[feed.url] = replace(first, tags=tags)
+    return list(feeds.values())
 
 
 def to_opml(feeds: Sequence[FeedConfig], *, title: str = "seedwatch feeds") -> str:
@@ -255,6 +259,14 @@ def _get(node: _Outline, name: str) -> str:
     return ""
 
 
+def _redacted(url: str) -> str:
+    # errors.redact_url raises ValueError on a port out of range (urlsplit's .port).
+    try:
+        return redact_url(url)
+    except ValueError:
+        return "<unparseable url>"
+
+
 def _slug(label: str) -> str:
     return re.sub(r"\s+", "-", re.sub(r"[,/]", " ", label).strip()).lower()
 
@@ -272,7 +284,7 @@ def _feed(node: _Outline, path: tuple[str, ...], source: str) -> FeedConfig | No
             "opml source=%s line=%d url=%s: not an http(s) feed URL, skipped",
             source,
             node.line,
-            redact_url(url),
+            _redacted(url),
         )
         return None
     tags = [_slug(p) for p in path]

@@ -7,6 +7,7 @@ no exception and no repr, only as ``channel.NAME``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -27,6 +28,8 @@ from seedwatch.types import AlertMessage
 
 log = logging.getLogger(__name__)
 
+ALERT_ID_HEADER = "X-Seedwatch-Alert-Id"
+
 
 class Channel(Protocol):
     name: str
@@ -38,6 +41,8 @@ class Channel(Protocol):
 
 class JsonlChannel:
     """Appends one JSON object per alert to a file, fsync'd before send returns."""
+
+    rate_limit: int | None = None
 
     def __init__(self, name: str, path: Path) -> None:
         self.name = name
@@ -68,6 +73,8 @@ class JsonlChannel:
 
 class LogChannel:
     """Logs each alert at WARNING with fixed keys (for journald and log shippers)."""
+
+    rate_limit: int | None = None
 
     logger = logging.getLogger("seedwatch.alerts.log")
 
@@ -106,10 +113,19 @@ class LogChannel:
 _URLISH = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]{1,30})://\S+")
 
 
+_quiet = threading.local()
+
+
 class _AppriseRedactor(logging.Filter):
-    """Apprise logs service URLs (tokens in the host or path) when it cannot parse them."""
+    """Apprise logs service URLs (tokens in the host or path) when it cannot parse them.
+
+    While this thread parses a channel URL every Apprise record is dropped (it may quote any
+    piece of the URL); at other times anything URL-shaped is redacted to its scheme.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(_quiet, "on", False):
+            return False
         try:
             text = record.getMessage()
         except Exception:  # a broken format string must not break logging
@@ -133,6 +149,9 @@ def _install_apprise_redactor() -> None:
             _redactor_installed = True
 
 
+# Apprise 2.x bounds a whole notify() call; older releases only have per-service timeouts.
+_NOTIFY_HAS_TIMEOUT = "timeout" in inspect.signature(apprise.Apprise.notify).parameters
+
 _FORMATS = {
     "html": (render.render_html, "html"),
     "markdown": (render.render_markdown, "markdown"),
@@ -143,33 +162,51 @@ _FORMATS = {
 class AppriseChannel:
     """Any service Apprise knows (mail, Telegram, Slack, Matrix, ntfy, Discord, ...)."""
 
+    rate_limit: int | None = None
+
     def __init__(self, name: str, url: str, http: HttpConfig) -> None:
         _install_apprise_redactor()
         self.name = name
         self._timeout = http.deadline
         asset = apprise.AppriseAsset(app_id="seedwatch", storage_mode="memory")
         self._apprise = apprise.Apprise(asset=asset)
+        _quiet.on = True
         try:
             ok = self._apprise.add(url)
         except Exception:  # Apprise raises on some malformed URLs instead of returning False
             ok = False
+        finally:
+            _quiet.on = False
         if not ok or len(self._apprise) != 1:
             raise ConfigError(
                 "not a URL Apprise understands (see https://github.com/caronc/apprise/wiki)",
                 key=f"channel.{name}.url",
             )
-        self._render, self._format = _FORMATS[_best_format(self._apprise[0])]
+        self._plugin: Any = self._apprise[0]
+        self._render, self._format = _FORMATS[_best_format(self._plugin)]
+        # Mail, json:// and similar services send custom headers; the alert id rides along so
+        # receivers can deduplicate without parsing the body.
+        headers = getattr(self._plugin, "headers", None)
+        self._base_headers = dict(headers) if isinstance(headers, dict) else None
 
     def __repr__(self) -> str:
         return f"AppriseChannel(name={self.name!r})"
 
     def send(self, msg: AlertMessage) -> None:
         try:
+            if self._base_headers is not None:
+                self._plugin.headers = {
+                    **self._base_headers,
+                    ALERT_ID_HEADER: render.one_line(msg.id, limit=100),
+                }
+            kwargs: dict[str, Any] = {}
+            if _NOTIFY_HAS_TIMEOUT:
+                kwargs["timeout"] = self._timeout
             result = self._apprise.notify(
                 body=self._render(msg),
                 title=render.subject(msg),
                 body_format=self._format,
-                timeout=self._timeout,
+                **kwargs,
             )
         except Exception as e:
             # Apprise handles per-service errors itself; anything escaping is unexpected.
@@ -222,17 +259,22 @@ def build_channel(cfg: ChannelConfig, http: HttpConfig) -> Channel:
 
 def _build(cfg: ChannelConfig, http: HttpConfig) -> Channel:
     scheme = cfg.url.split("://", 1)[0].lower() if "://" in cfg.url else ""
+    channel: JsonlChannel | LogChannel | WebhookChannel | AppriseChannel
     if scheme == "jsonl":
-        return JsonlChannel(cfg.name, _jsonl_path(cfg))
-    if scheme == "log":
-        return LogChannel(cfg.name)
-    if scheme.startswith(SCHEME_PREFIX):
+        channel = JsonlChannel(cfg.name, _jsonl_path(cfg))
+    elif scheme == "log":
+        channel = LogChannel(cfg.name)
+    elif scheme.startswith(SCHEME_PREFIX):
         if not cfg.secret:
             raise ConfigError(
                 "a webhook channel needs a signing secret", key=f"channel.{cfg.name}.secret"
             )
-        return WebhookChannel(cfg.name, cfg.url, cfg.secret, http)
-    return AppriseChannel(cfg.name, cfg.url, http)
+        channel = WebhookChannel(cfg.name, cfg.url, cfg.secret, http)
+    else:
+        channel = AppriseChannel(cfg.name, cfg.url, http)
+    # deliver_due reads it: alerts per hour, overflow folded into a digest.
+    channel.rate_limit = cfg.rate_limit
+    return channel
 
 
 def build_channels(cfgs: Sequence[ChannelConfig], http: HttpConfig) -> dict[str, Channel]:

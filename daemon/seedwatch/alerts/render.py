@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from seedwatch.alerts.digest import ENTRY_PREFIX, digest_entries
 from seedwatch.types import AlertMessage
 
 SUBJECT_MAX = 200
@@ -226,57 +227,102 @@ def _alert_id(msg: AlertMessage) -> str:
     return one_line(msg.id, limit=100)
 
 
+def _digest_items(msg: AlertMessage) -> list[AlertMessage]:
+    """A digest's entries as the alerts they were (for rendering each one)."""
+    items = []
+    for entry in digest_entries(msg):
+        try:
+            published = datetime.fromisoformat(str(entry.get("published")))
+        except ValueError:
+            published = msg.published
+        items.append(
+            AlertMessage(
+                id=str(entry.get("id", "")),
+                rule=str(entry.get("rule", "")),
+                channel=msg.channel,
+                title=str(entry.get("title", "")),
+                url=entry.get("url") if isinstance(entry.get("url"), str) else None,
+                feed=str(entry.get("feed", "")),
+                published=published,
+                created=msg.created,
+                score=float(entry.get("score") or 0.0),
+                topic=str(entry.get("topic", "")),
+                terms=tuple(str(t) for t in entry.get("terms") or ()),
+                snippet=str(entry.get("snippet", "")),
+                also_reported_by=tuple(str(o) for o in entry.get("also_reported_by") or ()),
+            )
+        )
+    return items
+
+
+def _text_body(msg: AlertMessage) -> list[str]:
+    lines = [one_line(msg.title) or "(untitled)"]
+    link = safe_link(msg.url)
+    if link:
+        lines.append(link)
+    lines.append("")
+    lines.extend(f"{label}: {value}" for label, value in _facts(msg))
+    snip = _snippet_text(msg)
+    if snip:
+        lines.append("")
+        lines.append("".join(f"[[{p}]]" if hit else p for p, hit in segments(snip, msg.terms)))
+    return lines
+
+
 def render_text(msg: AlertMessage) -> str:
     """Plain text; matched terms wrapped in [[...]]."""
     lines = [subject(msg), ""]
     if msg.kind == "operator":
         lines.append(_multi_line(msg.snippet))
+    elif msg.kind == "digest":
+        for item in _digest_items(msg):
+            lines.extend(_text_body(item))
+            lines.extend([f"Alert id: {_alert_id(item)}", "", "-" * 40, ""])
     else:
-        lines.append(one_line(msg.title) or "(untitled)")
-        link = safe_link(msg.url)
-        if link:
-            lines.append(link)
-        lines.append("")
-        for label, value in _facts(msg):
-            lines.append(f"{label}: {value}")
-        snip = _snippet_text(msg)
-        if snip:
-            lines.append("")
-            lines.append("".join(f"[[{p}]]" if hit else p for p, hit in segments(snip, msg.terms)))
+        lines.extend(_text_body(msg))
     lines.extend(["", f"X-Seedwatch-Alert-Id: {_alert_id(msg)}"])
     return "\n".join(lines) + "\n"
 
 
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _html_body(msg: AlertMessage) -> list[str]:
+    parts = []
+    title = _esc(one_line(msg.title) or "(untitled)")
+    link = safe_link(msg.url)
+    if link:
+        parts.append(f'<p><a href="{_esc(link)}">{title}</a><br><small>{_esc(link)}</small></p>')
+    else:
+        parts.append(f"<p><strong>{title}</strong></p>")
+    snip = _snippet_text(msg)
+    if snip:
+        body = "".join(
+            f"<mark>{_esc(p)}</mark>" if hit else _esc(p) for p, hit in segments(snip, msg.terms)
+        )
+        parts.append(f"<blockquote>{body}</blockquote>")
+    rows = "".join(
+        f'<tr><th align="left">{_esc(label)}</th><td>{_esc(value)}</td></tr>'
+        for label, value in _facts(msg)
+    )
+    parts.append(f"<table>{rows}</table>")
+    return parts
+
+
 def render_html(msg: AlertMessage) -> str:
     """An HTML fragment for mail; every value escaped, matched terms in <mark>."""
-
-    def esc(text: str) -> str:
-        return html.escape(text, quote=True)
-
-    parts = [f"<h3>{esc(subject(msg))}</h3>"]
+    parts = [f"<h3>{_esc(subject(msg))}</h3>"]
     if msg.kind == "operator":
-        parts.append(
-            "<p>" + "<br>".join(esc(ln) for ln in _multi_line(msg.snippet).split("\n")) + "</p>"
-        )
+        lines = _multi_line(msg.snippet).split("\n")
+        parts.append("<p>" + "<br>".join(_esc(ln) for ln in lines) + "</p>")
+    elif msg.kind == "digest":
+        for item in _digest_items(msg):
+            parts.extend(_html_body(item))
+            parts.append(f"<p><small>Alert id: {_esc(_alert_id(item))}</small></p><hr>")
     else:
-        title = esc(one_line(msg.title) or "(untitled)")
-        link = safe_link(msg.url)
-        if link:
-            parts.append(f'<p><a href="{esc(link)}">{title}</a><br><small>{esc(link)}</small></p>')
-        else:
-            parts.append(f"<p><strong>{title}</strong></p>")
-        snip = _snippet_text(msg)
-        if snip:
-            body = "".join(
-                f"<mark>{esc(p)}</mark>" if hit else esc(p) for p, hit in segments(snip, msg.terms)
-            )
-            parts.append(f"<blockquote>{body}</blockquote>")
-        rows = "".join(
-            f'<tr><th align="left">{esc(label)}</th><td>{esc(value)}</td></tr>'
-            for label, value in _facts(msg)
-        )
-        parts.append(f"<table>{rows}</table>")
-    parts.append(f"<p><small>X-Seedwatch-Alert-Id: {esc(_alert_id(msg))}</small></p>")
+        parts.extend(_html_body(msg))
+    parts.append(f"<p><small>X-Seedwatch-Alert-Id: {_esc(_alert_id(msg))}</small></p>")
     return "\n".join(parts) + "\n"
 
 
@@ -292,34 +338,41 @@ def escape_markdown(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
+def _markdown_body(msg: AlertMessage) -> list[str]:
+    md = escape_markdown
+    title = md(one_line(msg.title) or "(untitled)")
+    link = safe_link(msg.url)
+    # Parentheses are percent-encoded in the link so they cannot close the target early.
+    target = link.replace("(", "%28").replace(")", "%29") if link else None
+    lines = [f"[{title}]({target})" if target else title]
+    snip = _snippet_text(msg)
+    if snip:
+        marked = "".join(f"**{md(p)}**" if hit else md(p) for p, hit in segments(snip, msg.terms))
+        lines.extend(["", "> " + marked])
+    lines.append("")
+    lines.extend(f"- {md(label)}: {md(value)}" for label, value in _facts(msg))
+    return lines
+
+
 def render_markdown(msg: AlertMessage) -> str:
     """Markdown for chats; feed text escaped, matched terms in **bold**."""
     md = escape_markdown
     lines = [f"**{md(subject(msg))}**", ""]
     if msg.kind == "operator":
         lines.extend(md(ln) for ln in _multi_line(msg.snippet).split("\n"))
+    elif msg.kind == "digest":
+        for item in _digest_items(msg):
+            lines.extend(_markdown_body(item))
+            lines.extend([f"- Alert id: {md(_alert_id(item))}", "", "\\-\\-\\-", ""])
     else:
-        title = md(one_line(msg.title) or "(untitled)")
-        link = safe_link(msg.url)
-        # Parentheses are percent-encoded in the link so they cannot close the target early.
-        target = link.replace("(", "%28").replace(")", "%29") if link else None
-        lines.append(f"[{title}]({target})" if target else title)
-        snip = _snippet_text(msg)
-        if snip:
-            lines.append("")
-            lines.append(
-                "> "
-                + "".join(f"**{md(p)}**" if hit else md(p) for p, hit in segments(snip, msg.terms))
-            )
-        lines.append("")
-        lines.extend(f"- {md(label)}: {md(value)}" for label, value in _facts(msg))
+        lines.extend(_markdown_body(msg))
     lines.extend(["", f"X\\-Seedwatch\\-Alert\\-Id: {md(_alert_id(msg))}"])
     return "\n".join(lines) + "\n"
 
 
 def alert_payload(msg: AlertMessage) -> dict[str, Any]:
     """The alert as a JSON-ready dict (JSONL lines, webhook bodies); ``id`` first."""
-    return {
+    payload: dict[str, Any] = {
         "id": msg.id,
         "kind": msg.kind,
         "rule": msg.rule,
@@ -337,5 +390,8 @@ def alert_payload(msg: AlertMessage) -> dict[str, Any]:
         "snippet": msg.snippet,
         "story": msg.story_id,
         "also_reported_by": list(msg.also_reported_by),
-        "extra": dict(msg.extra),
+        "extra": {k: v for k, v in msg.extra if not k.startswith(ENTRY_PREFIX)},
     }
+    if msg.kind == "digest":
+        payload["entries"] = digest_entries(msg)
+    return payload

@@ -24,15 +24,16 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 
+from seedwatch.alerts.backoff import MAX_RETRY_AFTER
 from seedwatch.alerts.render import alert_payload
 from seedwatch.config.model import HttpConfig
 from seedwatch.errors import BlockedAddressError, ConfigError, DeliveryError, redact_url
-from seedwatch.netguard import AddressPolicy, GuardedAdapter, watch_sockets
+from seedwatch.fetch import make_session, parse_retry_after
+from seedwatch.netguard import watch_sockets
 from seedwatch.types import AlertMessage
 
 log = logging.getLogger(__name__)
@@ -59,39 +60,10 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds from ``now`` (delta-seconds or an HTTP-date), None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - now
-    if seconds != seconds or seconds < 0:  # NaN or in the past
-        return 0.0 if seconds == seconds else None
-    return seconds
-
-
-def guarded_session(http: HttpConfig) -> requests.Session:
-    """A requests Session that connects only to public addresses or ``http.allow_networks``."""
-    session = requests.Session()
-    session.trust_env = False  # proxies from the environment would bypass the guard
-    adapter = GuardedAdapter(AddressPolicy(allow=tuple(http.allow_networks)), max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = http.user_agent
-    return session
-
-
 class WebhookChannel:
     """POSTs each alert, signed, to one endpoint."""
+
+    rate_limit: int | None = None
 
     def __init__(
         self,
@@ -120,7 +92,7 @@ class WebhookChannel:
         self._shown = redact_url(url)
         self._http = http
         self._clock = clock
-        self._session = session or guarded_session(http)
+        self._session = session or make_session(http)
 
     def __repr__(self) -> str:
         return f"WebhookChannel(name={self.name!r}, url={self._shown!r})"
@@ -138,6 +110,7 @@ class WebhookChannel:
         body = self.body(msg, timestamp)
         headers = {
             "Content-Type": "application/json",
+            "Accept": "*/*",
             "webhook-id": msg.id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self._key, msg.id, timestamp, body),
@@ -145,7 +118,8 @@ class WebhookChannel:
         status, retry_after_header = self._post(body, headers)
         if 200 <= status < 300:
             return
-        retry_after = parse_retry_after(retry_after_header, self._clock())
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        retry_after = parse_retry_after(retry_after_header, now, cap=MAX_RETRY_AFTER)
         if 300 <= status < 400:
             raise DeliveryError(self.name, f"status {status}: redirects are not followed")
         if status in (408, 429) or status >= 500:

@@ -9,8 +9,8 @@ Layout (see seeds/README.md)::
         a.md
         not/b.txt
 
-Files are ``.txt`` or ``.md``. Lines at the very top of the form ``date 2025-10-17`` or
-``source: nCa`` are metadata, not text.
+Files are ``.txt`` or ``.md`` (README files excepted). Lines at the very top of the form
+``date 2025-10-17`` or ``source: nCa`` are metadata, not text.
 """
 
 from __future__ import annotations
@@ -26,8 +26,20 @@ log = logging.getLogger(__name__)
 
 SEED_SUFFIXES = frozenset({".txt", ".md", ".text", ".markdown"})
 COUNTER_DIR = "not"
-HEADER_KEYS = ("date", "published", "source", "url", "link", "title", "lang", "language",
-               "author", "topic", "tags", "id")
+HEADER_KEYS = (
+    "date",
+    "published",
+    "source",
+    "url",
+    "link",
+    "title",
+    "lang",
+    "language",
+    "author",
+    "topic",
+    "tags",
+    "id",
+)
 _HEADER_LINE = re.compile(
     r"^\s*(" + "|".join(HEADER_KEYS) + r")\s*[:=]?\s+(\S.{0,300}?)\s*$", re.IGNORECASE
 )
@@ -93,7 +105,7 @@ def split_header(raw: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         inline = _INLINE_DATE.match(line)
         if inline and len(line) > inline.end() + 40:
             meta.append((inline.group(1).lower(), inline.group(2)))
-            lines[i] = line[inline.end():]
+            lines[i] = line[inline.end() :]
             break
         m = _HEADER_LINE.match(line)
         # A header value is short; a long line starting with "Date" is prose.
@@ -149,8 +161,13 @@ def _read(path: Path, root: Path) -> SeedDoc | None:
 def _files(folder: Path, *, recursive: bool) -> list[Path]:
     pattern = "**/*" if recursive else "*"
     return sorted(
-        p for p in folder.glob(pattern)
-        if p.is_file() and p.suffix.lower() in SEED_SUFFIXES and not p.name.startswith(".")
+        p
+        for p in folder.glob(pattern)
+        if p.is_file()
+        and p.suffix.lower() in SEED_SUFFIXES
+        and not p.name.startswith(".")
+        # seeds/README.md explains the folder; it is not an example of anything.
+        and not p.name.lower().startswith("readme")
     )
 
 
@@ -159,8 +176,11 @@ def _topic(name: str, folder: Path, root: Path, *, top: bool) -> tuple[Topic | N
     if top:
         seed_files = _files(folder, recursive=False)
     else:
-        seed_files = [p for p in _files(folder, recursive=True)
-                      if COUNTER_DIR not in p.relative_to(folder).parts[:-1]]
+        seed_files = [
+            p
+            for p in _files(folder, recursive=True)
+            if COUNTER_DIR not in p.relative_to(folder).parts[:-1]
+        ]
     counter_files = _files(counter_dir, recursive=True) if counter_dir.is_dir() else []
     seeds = tuple(d for d in (_read(p, root) for p in seed_files) if d)
     counter = tuple(d for d in (_read(p, root) for p in counter_files) if d)
@@ -186,8 +206,11 @@ def load_seeds(path: Path) -> SeedSet:
         raise SeedError(f"seeds folder {path} does not exist or is not a folder")
     root = path.resolve()
     try:
-        subdirs = sorted(p for p in root.iterdir()
-                         if p.is_dir() and p.name != COUNTER_DIR and not p.name.startswith("."))
+        subdirs = sorted(
+            p
+            for p in root.iterdir()
+            if p.is_dir() and p.name != COUNTER_DIR and not p.name.startswith(".")
+        )
     except OSError as e:
         raise SeedError(f"cannot list seeds folder {path}: {e.strerror or e}") from e
     topics: list[Topic] = []

@@ -11,8 +11,8 @@ WORD_RE = re.compile(r"[^\W\d_](?:[^\W_]|['’\-](?=[^\W\d_]))*", re.UNICODE)
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
 # General function words; they carry no topic whatever the seeds are.
-STOP_EN = frozenset(
-    """a about above after again against all also am an and any are as at be because been before
+_STOP_EN_TEXT = """
+    a about above after again against all also am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for from
     further had has have having he her here hers herself him himself his how i if in into is it its
     itself just me more most my myself no nor not now of off on once only or other our ours
@@ -21,10 +21,10 @@ STOP_EN = frozenset(
     which while who whom why will with would you your yours yourself yourselves said says say
     one two three new also year years last first may might must shall would could us mr mrs ms
     reuters ap afp quot amp lt gt nbsp http https www com href its it's week today yesterday
-    monday tuesday wednesday thursday friday saturday sunday""".split()
-)
-STOP_RU = frozenset(
-    """и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее
+    monday tuesday wednesday thursday friday saturday sunday"""
+STOP_EN = frozenset(_STOP_EN_TEXT.split())
+_STOP_RU_TEXT = """
+    и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее
     мне было вот от меня еще нет о из ему теперь когда даже ну вдруг ли если уже или ни быть был
     него до вас нибудь опять уж вам ведь там потом себя ничего ей может они тут где есть надо ней
     для мы тебя их чем была сам чтоб без будто чего раз тоже себе под будет ж тогда кто этот того
@@ -32,8 +32,8 @@ STOP_RU = frozenset(
     всех никогда можно при наконец два об другой хоть после над больше тот через эти нас про всего
     них какая много разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя
     такой им более всегда конечно всю между это также который которые которая которого году года
-    сообщает сообщил сообщила заявил заявила рассказал рассказала фото риа новости""".split()
-)
+    сообщает сообщил сообщила заявил заявила рассказал рассказала фото риа новости"""
+STOP_RU = frozenset(_STOP_RU_TEXT.split())
 
 
 @lru_cache(maxsize=4)

@@ -79,7 +79,7 @@ class Source:
         out: dict[str, Any] = {}
         if not isinstance(table, dict):
             self.fail(keypath, f"expected a table, got {type_name(table)}")
-            table = {}
+            return {f.name: None if f.default is REQUIRED else f.default for f in fields}
         known = {f.name: f for f in fields}
         for key in table:
             if key not in known:

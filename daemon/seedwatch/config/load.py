@@ -27,6 +27,8 @@ from seedwatch.config.model import (
     ScheduleConfig,
     StorageConfig,
 )
+from seedwatch.config.watchlist import check_rule_channels as check_rule_channels
+from seedwatch.config.watchlist import load_watchlist as load_watchlist
 from seedwatch.errors import ConfigError
 
 FEEDS_FILE = "feeds.toml"
@@ -149,7 +151,7 @@ def load_config(path: Path) -> Config:
 
 
 def check_config(path: Path) -> tuple[Config | None, list[ConfigError]]:
-    """The config (None when any error was found) and every error, in file order."""
+    """The config (None when any error was found) and every error, sorted by file and line."""
     path = Path(path).resolve()
     errors: list[ConfigError] = []
     try:
@@ -164,6 +166,8 @@ def check_config(path: Path) -> tuple[Config | None, list[ConfigError]]:
         except ConfigError as e:
             errors.append(e)
     config = _build(main, sources[1:], errors)
+    order = {str(s.path): n for n, s in enumerate(sources)}
+    errors.sort(key=lambda e: (order.get(e.path or "", len(order)), e.line or 0, e.column or 0))
     return (None if errors else config), errors
 
 
@@ -172,7 +176,8 @@ def _build(main: Source, extra: Sequence[Source], errors: list[ConfigError]) -> 
     for key in data:
         if key not in TABLES and key not in {f.name for f in TOP_FIELDS}:
             main.unknown((), key, [*(f.name for f in TOP_FIELDS), *TABLES])
-    top = main.take({k: v for k, v in data.items() if k not in TABLES}, TOP_FIELDS, ())
+    top_names = {f.name for f in TOP_FIELDS}
+    top = main.take({k: v for k, v in data.items() if k in top_names}, TOP_FIELDS, ())
     folder = main.path.parent
 
     data_dir: Path = top["data_dir"] or _default_data_dir(folder)
@@ -272,7 +277,7 @@ def _storage_url(url: str | None, data_dir: Path, src: Source) -> str:
 def _check_schedule(s: ScheduleConfig, src: Source) -> None:
     if s.min_interval > s.max_interval:
         src.fail(("schedule", "min_interval"), "is longer than schedule.max_interval")
-    if not s.min_interval <= s.interval <= s.max_interval:
+    elif not s.min_interval <= s.interval <= s.max_interval:
         src.fail(
             ("schedule", "interval"),
             "must lie between schedule.min_interval and schedule.max_interval",

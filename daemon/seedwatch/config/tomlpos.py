@@ -227,12 +227,15 @@ class _Scanner:
                 key = self.key()
                 self.advance()
                 current = self.resolve(key)
-                self.record(current, at)
+                # [a.b.c] also defines a and a.b implicitly; point them here if nothing else did.
+                for n in range(1, len(current) + 1):
+                    self.record(current[:n], at)
                 self.skip_line()
             else:
                 key = self.key()
                 path = (*current, *key)
-                self.record(path, at)
+                for n in range(len(current) + 1, len(path) + 1):
+                    self.record(path[:n], at)  # a.b.c = 1 defines a and a.b too
                 self.advance()  # '='
                 self.value(path)
                 self.skip_line()

@@ -101,6 +101,7 @@ def check_watchlist(path: Path) -> tuple[WatchlistConfig | None, list[ConfigErro
             )
         )
     if errors:
+        errors.sort(key=lambda e: (e.line or 0, e.column or 0))
         return None, errors
     return WatchlistConfig(path=path, rules=tuple(rules), aliases=aliases), errors
 

@@ -76,8 +76,17 @@ def _make_engine(url: URL) -> Engine:
         if url.get_driver_name() in ("", "psycopg2"):
             # psycopg 3 is the driver we ship and test; plain postgresql:// means it too.
             url = url.set(drivername="postgresql+psycopg")
-        return create_engine(url, pool_pre_ping=True)
-    raise StorageError(f"unsupported database {backend!r} in {_safe_url(url)}; use sqlite or postgresql")
+        # psycopg prepares a statement after a few runs and PostgreSQL may then keep a generic
+        # plan made while the tables were empty (a seq scan), for the life of the pooled
+        # connection; custom plans keep the IN (...) lookups on their indexes.
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+        )
+    raise StorageError(
+        f"unsupported database {backend!r} in {_safe_url(url)}; use sqlite or postgresql"
+    )
 
 
 def open_database(url: str, *, upgrade: bool = True) -> Engine:
@@ -101,7 +110,6 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     """Alembic's config built in code: no alembic.ini is needed at runtime."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("version_locations", str(MIGRATIONS / "versions"))
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg

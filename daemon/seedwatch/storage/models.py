@@ -7,7 +7,7 @@ zone type) hand them back aware too.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -65,7 +65,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
 
 
 class Feed(Base):
@@ -73,6 +77,9 @@ class Feed(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(Text, unique=True)
+    # The URL as the config or import first gave it: a permanent redirect moves ``url`` but the
+    # config still names this one, and config sync must find the same row again.
+    origin_url: Mapped[str | None] = mapped_column(Text, index=True)
     name: Mapped[str] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(default=list)
     interval: Mapped[float | None] = mapped_column(Float)
@@ -107,7 +114,7 @@ class Story(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
-class ItemRow(Base):
+class ItemRecord(Base):
     __tablename__ = "items"
     __table_args__ = (UniqueConstraint("feed_id", "key"),)
 
@@ -134,7 +141,7 @@ class ItemRow(Base):
     )
 
 
-class MatchRow(Base):
+class MatchRecord(Base):
     __tablename__ = "matches"
     __table_args__ = (UniqueConstraint("item_id", "rule"),)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +24,9 @@ class Fingerprint:
     content_hash: str
     published: float  # POSIX seconds
     language: str
+    script: str  # dominant script of the headline and lead: latin, cyrillic, arabic, ...
     feed_id: int
+    source: int  # the outlet: crc32 of the URL's host (or of the feed id when there is no URL)
     terms: U32 = field(default_factory=lambda: _EMPTY)  # stemmed lead words
     entities: U32 = field(default_factory=lambda: _EMPTY)  # Latin keys of names and numbers
     title: U32 = field(default_factory=lambda: _EMPTY)  # stemmed headline words
@@ -36,7 +39,23 @@ class Fingerprint:
 def _hashes(tokens: list[str]) -> U32:
     if not tokens:
         return _EMPTY
-    return np.unique(np.fromiter((text.stable_hash(t) for t in tokens), dtype=np.uint32))
+    unique = set(tokens)
+    hashed = np.fromiter((text.stable_hash(t) for t in unique), dtype=np.uint32, count=len(unique))
+    hashed.sort()
+    return hashed
+
+
+_SECOND_LEVEL = frozenset({"co", "com", "org", "net", "gov", "ac", "edu", "mil"})
+
+
+def _source(item: Item) -> int:
+    """The outlet: the registrable part of the host (realty.ria.ru and ria.ru are one)."""
+    host = urlsplit(item.url).hostname if item.url else None
+    if host:
+        labels = host.split(".")
+        keep = 3 if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL else 2
+        return text.stable_hash(".".join(labels[-keep:]))
+    return text.stable_hash(f"feed:{item.feed_id}")
 
 
 def fingerprint(item: Item, settings: StorySettings | None = None) -> Fingerprint:
@@ -44,16 +63,17 @@ def fingerprint(item: Item, settings: StorySettings | None = None) -> Fingerprin
     s = settings or StorySettings()
     lang = (item.language or "und").lower()
     lead = item.text[: s.lead_chars]
-    title_words = text.words(item.title)
-    title_terms = text.terms(title_words, lang)
-    lead_terms = text.terms(text.words(lead), lang)
+    title_terms = text.terms(item.title, lang)
+    lead_terms = text.terms(lead, lang)
     ents = text.entities(item.title, s.entity_prefix) + text.entities(lead, s.entity_prefix)
     return Fingerprint(
         url=item.url,
         content_hash=item.content_hash,
         published=item.published.timestamp(),
         language=lang,
+        script=text.script(item.title[:200] + " " + lead[:200]),
         feed_id=item.feed_id,
+        source=_source(item),
         terms=_hashes(title_terms + lead_terms),
         entities=_hashes(ents),
         title=_hashes(title_terms),

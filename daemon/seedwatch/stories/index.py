@@ -19,10 +19,14 @@ import numpy as np
 
 from seedwatch.stories.fingerprint import Fingerprint, fingerprint
 from seedwatch.stories.settings import StorySettings
-from seedwatch.stories.similarity import Similarity, compare
+from seedwatch.stories.similarity import ENTITY_TAG, Probe, Similarity
+from seedwatch.stories.templates import FeedTemplates
 from seedwatch.types import Item
 
 log = logging.getLogger(__name__)
+
+
+DUPLICATE_REASONS = frozenset({"url", "content", "near-duplicate"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,12 @@ class StoryMatch:
 
     story_id: int
     similarity: Similarity
+    matched: Fingerprint
+
+    @property
+    def duplicate(self) -> bool:
+        """A copy of ``matched`` (same article), rather than another report of the event."""
+        return self.similarity.reason in DUPLICATE_REASONS
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,8 @@ class StoryIndex:
 
     def __init__(self, settings: StorySettings | None = None) -> None:
         self.settings = settings or StorySettings()
+        s = self.settings
+        self._templates = FeedTemplates(s.template_min_items, s.template_share)
         self._entries: dict[int, _Entry] = {}
         self._by_url: dict[str, int] = {}
         self._by_hash: dict[str, int] = {}
@@ -78,15 +90,18 @@ class StoryIndex:
         ):
             if seq is not None and self._in_window(self._entries[seq].fp, fp):
                 entry = self._entries[seq]
-                return StoryMatch(entry.story_id, compare(fp, entry.fp, self.settings))
+                sim = Probe(fp, self.settings, self._templates).compare(entry.fp)
+                return StoryMatch(entry.story_id, sim, entry.fp)
         best: StoryMatch | None = None
+        probe: Probe | None = None
         for seq in self._candidates(fp):
             entry = self._entries[seq]
             if not self._in_window(entry.fp, fp):
                 continue
-            sim = compare(fp, entry.fp, self.settings)
+            probe = probe or Probe(fp, self.settings, self._templates)
+            sim = probe.compare(entry.fp)
             if sim.reason and (best is None or sim.score > best.similarity.score):
-                best = StoryMatch(entry.story_id, sim)
+                best = StoryMatch(entry.story_id, sim, entry.fp)
         return best
 
     def add(self, item: Item, story_id: int) -> None:
@@ -104,6 +119,7 @@ class StoryIndex:
         self._by_hash[fp.content_hash] = seq
         for key in keys:
             self._postings.setdefault(key, set()).add(seq)
+        self._templates.add(fp.source, keys)
         heapq.heappush(self._heap, (fp.published, seq))
 
     def expire(self, now: datetime) -> int:
@@ -124,6 +140,7 @@ class StoryIndex:
                 posting.discard(seq)
                 if not posting:
                     del self._postings[key]
+            self._templates.remove(fp.source, entry.keys)
             dropped += 1
         if dropped:
             log.debug("story index expired %d items, %d left", dropped, len(self._entries))
@@ -134,26 +151,18 @@ class StoryIndex:
 
     @staticmethod
     def _keys(fp: Fingerprint) -> tuple[int, ...]:
-        # Names, numbers and headline words: what two reports of one event must share anyway
-        # (compare() asks for a shared name and for headline words in the other item).
-        # Entities and terms are hashed in separate spaces, so tag them apart.
-        ents: list[int] = (fp.entities.astype(np.int64) << 1).tolist()
-        heads: list[int] = ((fp.title.astype(np.int64) << 1) | 1).tolist()
+        # Names, numbers and headline words: what two reports of one event share anyway
+        # (compare() wants a shared name and headline words the other item also uses).
+        ents: list[int] = ((fp.entities.astype(np.int64) << 1) | ENTITY_TAG).tolist()
+        heads: list[int] = (fp.title.astype(np.int64) << 1).tolist()
         return tuple(dict.fromkeys(ents + heads))
 
     def _candidates(self, fp: Fingerprint) -> list[int]:
         counts: Counter[int] = Counter()
         limit = self.settings.max_postings
-        for key in self._query_keys(fp):
+        for key in self._keys(fp):
             posting = self._postings.get(key)
             if posting and len(posting) <= limit:
                 counts.update(posting)
-        return [seq for seq, _ in counts.most_common(self.settings.max_candidates)]
-
-    @staticmethod
-    def _query_keys(fp: Fingerprint) -> list[int]:
-        # Headline words of a candidate may sit anywhere in this item's lead, so the lead terms
-        # are looked up in the headline space.
-        ents: list[int] = (fp.entities.astype(np.int64) << 1).tolist()
-        words: list[int] = ((fp.terms.astype(np.int64) << 1) | 1).tolist()
-        return ents + words
+        least = self.settings.min_shared_keys
+        return [seq for seq, n in counts.most_common(self.settings.max_candidates) if n >= least]

@@ -15,17 +15,36 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable
 from functools import lru_cache
 
 import Stemmer
 
 _STEMMER_NAMES = {
-    "ar": "arabic", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german",
-    "el": "greek", "en": "english", "es": "spanish", "fi": "finnish", "fr": "french",
-    "hu": "hungarian", "id": "indonesian", "it": "italian", "lt": "lithuanian", "nl": "dutch",
-    "no": "norwegian", "pl": "polish", "pt": "portuguese", "ro": "romanian", "ru": "russian",
-    "sr": "serbian", "sv": "swedish", "tr": "turkish", "hi": "hindi", "fa": "persian",
+    "ar": "arabic",
+    "ca": "catalan",
+    "cs": "czech",
+    "da": "danish",
+    "de": "german",
+    "el": "greek",
+    "en": "english",
+    "es": "spanish",
+    "fi": "finnish",
+    "fr": "french",
+    "hu": "hungarian",
+    "id": "indonesian",
+    "it": "italian",
+    "lt": "lithuanian",
+    "nl": "dutch",
+    "no": "norwegian",
+    "pl": "polish",
+    "pt": "portuguese",
+    "ro": "romanian",
+    "ru": "russian",
+    "sr": "serbian",
+    "sv": "swedish",
+    "tr": "turkish",
+    "hi": "hindi",
+    "fa": "persian",
     # Kazakh, Kyrgyz, Uzbek and Ukrainian have no Snowball stemmer; their Cyrillic words
     # go through unstemmed, which only costs recall.
 }
@@ -63,18 +82,17 @@ ve veya ama eğer bir bu şu o da de ile için gibi olarak olan daha çok en ki 
 STOPWORDS = frozenset(_STOPWORDS_RAW.split())
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-# Sentence ends: a token right after one of these opens a sentence and its capital means nothing.
-_SENTENCE = re.compile(r"[.!?:;\"«»“”„\n]\s*$")
 
-_CYRILLIC = dict(
-    zip(
-        "абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєўқғүұңөһә",
-        ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "i", "k", "l", "m", "n", "o", "p",
-         "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya",
-         "i", "i", "e", "u", "k", "g", "u", "u", "n", "o", "h", "a"],
-        strict=True,
-    )
+# Russian-style transliteration, plus the Kazakh, Kyrgyz, Ukrainian and Uzbek Cyrillic letters.
+_CYRILLIC_TABLE = (
+    "а=a б=b в=v г=g д=d е=e ё=e ж=zh з=z и=i й=i к=k л=l м=m н=n о=o п=p р=r с=s т=t "
+    "у=u ф=f х=kh ц=ts ч=ch ш=sh щ=shch ъ= ы=y ь= э=e ю=yu я=ya і=i ї=i є=e ў=u қ=k ғ=g "
+    "ү=u ұ=u ң=n ө=o һ=h ә=a"
 )
+_CYRILLIC = dict(pair.split("=") for pair in _CYRILLIC_TABLE.split(" "))
+
+
+_FOLD = (("dzh", "j"), ("zh", "j"), ("kh", "h"), ("y", "i"), ("w", "v"), ("ck", "k"))
 
 
 @lru_cache(maxsize=64)
@@ -87,13 +105,17 @@ def stable_hash(token: str) -> int:
     return zlib.crc32(token.encode("utf-8"))
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=65_536)
 def latin_key(word: str, prefix: int) -> str:
     """Lower-case Latin skeleton of a word: transliterated, without diacritics, cut short."""
     low = word.lower()
     out = "".join(_CYRILLIC.get(ch, ch) for ch in low)
     out = unicodedata.normalize("NFKD", out)
     out = "".join(ch for ch in out if not unicodedata.combining(ch))
+    # English and Russian spell one name differently (Kyrgyz/Киргиз, Jalal/Джалал, Kharkiv/
+    # Харків); fold the common pairs so that both sides land on one key.
+    for a, b in _FOLD:
+        out = out.replace(a, b)
     return out[:prefix]
 
 
@@ -101,29 +123,73 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def terms(tokens: Iterable[str], language: str) -> list[str]:
-    """Stemmed lower-case content words, in order, stopwords and one- or two-letter words out."""
-    low = [t.lower() for t in tokens]
-    kept = [t for t in low if len(t) > 2 and t not in STOPWORDS and not t.isdigit()]
+def terms(text: str, language: str) -> list[str]:
+    """Distinct stemmed lower-case content words; stopwords and one- or two-letter words out."""
+    kept = {
+        t
+        for t in _WORD.findall(text.lower())
+        if len(t) > 2 and t not in STOPWORDS and not t.isdigit()
+    }
     stemmer = _stemmer(language)
-    return list(stemmer.stemWords(kept)) if stemmer else kept
+    return list(stemmer.stemWords(list(kept))) if stemmer else list(kept)
+
+
+def _upper_class() -> str:
+    """A regex character class of every upper-case letter in the BMP (re has no \\p{Lu})."""
+    ranges: list[str] = []
+    start = prev = -2
+    for code in range(0x10000):
+        if chr(code).isupper():
+            if code != prev + 1:
+                if start >= 0:
+                    ranges.append(_range(start, prev))
+                start = code
+            prev = code
+    ranges.append(_range(start, prev))
+    return "[" + "".join(ranges) + "]"
+
+
+def _range(a: int, b: int) -> str:
+    return re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+
+
+# A capitalized word or a number of 2+ digits (single digits are everywhere; longer ones are
+# dates, counts, amounts); ``pre`` catches a sentence end right before, where a capital says
+# nothing.
+_ENTITY = re.compile(
+    r"(?P<pre>[.!?:;\"«»“”„\n]\s*)?(?<!\w)(?:(?P<num>\d{2,})|(?P<cap>"
+    + _upper_class()
+    + r"\w+))(?!\w)"
+)
 
 
 def entities(text: str, prefix: int) -> list[str]:
     """Latin keys of proper-noun-like words and of numbers, in order of appearance."""
     out: list[str] = []
-    for m in _WORD.finditer(text):
-        tok = m.group()
-        if tok.isdigit():
-            # Single digits are everywhere; 2+ digits are dates, counts, amounts, years.
-            if len(tok) >= 2:
-                out.append(tok.lstrip("0") or "0")
+    for m in _ENTITY.finditer(text):
+        num = m.group("num")
+        if num is not None:
+            out.append(num.lstrip("0") or "0")
             continue
-        if len(tok) < 2 or not tok[0].isupper() or tok.lower() in STOPWORDS:
+        if m.group("pre") is not None or m.start() == 0:
             continue
-        start = m.start()
-        before = text[max(0, start - 3) : start]
-        if start == 0 or _SENTENCE.search(before):
-            continue
-        out.append(latin_key(tok, prefix))
+        tok = m.group("cap")
+        if tok.lower() not in STOPWORDS:
+            out.append(latin_key(tok, prefix))
     return out
+
+
+_SCRIPTS = (
+    ("latin", re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")),
+    ("cyrillic", re.compile(r"[\u0400-\u052f]")),
+    ("arabic", re.compile(r"[\u0600-\u06ff\u0750-\u077f]")),
+    ("greek", re.compile(r"[\u0370-\u03ff]")),
+    ("cjk", re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")),
+)
+
+
+def script(sample: str) -> str:
+    """The dominant script of ``sample``: latin, cyrillic, arabic, greek, cjk or other."""
+    counts = [(len(rx.findall(sample)), name) for name, rx in _SCRIPTS]
+    n, name = max(counts)
+    return name if n else "other"

@@ -27,6 +27,7 @@ def upgrade() -> None:
         "feeds",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("origin_url", sa.Text(), nullable=True),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("interval", sa.Float(), nullable=True),
@@ -49,6 +50,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("url", name="uq_feeds_url"),
     )
     op.create_index("ix_feeds_next_check_at", "feeds", ["next_check_at"])
+    op.create_index("ix_feeds_origin_url", "feeds", ["origin_url"])
 
     op.create_table(
         "stories",

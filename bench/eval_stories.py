@@ -1,0 +1,224 @@
+"""Measure story folding on SemEval-2022 Task 8 article pairs.
+
+    .venv/bin/python bench/eval_stories.py [--data DIR] [--split train|test|all] [--show N]
+
+Pairs whose id carries a language suffix (machine-translated augmentations) are dropped; a pair
+is the same story when Overall <= 1.5 and different stories when Overall >= 3.5; the rest are
+left out. Each pair's two articles become Items of two different feeds, built by
+seedwatch.normalize from ParsedItem values the way the pipeline builds them, and go through
+StoryIndex.find/add; the pair counts as folded when the second article joins the first one's
+story. Every pair gets its own slot in time, one window apart, so the pairs never see each
+other and the index expires as it slides.
+
+``--pipeline`` is reserved for running the same pairs through the real daemon pipeline
+(two feeds on the loopback feed server, read back from storage); see ``evaluate_pipeline``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from seedwatch.normalize import normalize
+from seedwatch.stories import StoryIndex, StorySettings
+from seedwatch.types import FeedRef, Item, ParsedItem
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/corpora/semeval2022-task8/data"
+FILES = {"train": "training_set.csv", "test": "testing_set.csv"}
+BASE_TIME = datetime(2020, 1, 1, tzinfo=UTC)
+FEED_A = FeedRef(id=1, url="https://a.example/feed", name="a")
+FEED_B = FeedRef(id=2, url="https://b.example/feed", name="b")
+
+
+@dataclass(frozen=True)
+class Pair:
+    pair_id: str
+    split: str
+    lang1: str
+    lang2: str
+    text1: str
+    text2: str
+    same: bool  # gold: one story
+
+    @property
+    def cross(self) -> bool:
+        return self.lang1 != self.lang2
+
+
+def load_pairs(data: Path, splits: Iterable[str]) -> list[Pair]:
+    csv.field_size_limit(1 << 30)
+    pairs: list[Pair] = []
+    for split in splits:
+        with (data / FILES[split]).open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                if re.search(r"[a-z]", row["pair_id"]):
+                    continue  # translated augmentation
+                overall = float(row["Overall"])
+                if 1.5 < overall < 3.5:
+                    continue
+                pairs.append(
+                    Pair(
+                        row["pair_id"],
+                        split,
+                        row["lang1"],
+                        row["lang2"],
+                        row["text1"],
+                        row["text2"],
+                        overall <= 1.5,
+                    )
+                )
+    return pairs
+
+
+def split_title(raw: str) -> tuple[str, str]:
+    """The corpus glues headline and body; feeds give them apart. Cut at the first break."""
+    raw = raw.strip()
+    for sep in ("\n", "  "):
+        cut = raw.find(sep)
+        if 0 < cut < 300:
+            return raw[:cut].strip(), raw[cut:].strip()
+    m = re.search(r"[.!?]\s", raw[:300])
+    if m:
+        return raw[: m.end()].strip(), raw[m.end() :].strip()
+    words = raw.split(" ")
+    return " ".join(words[:12]), " ".join(words[12:])
+
+
+def make_item(feed: FeedRef, article_id: str, raw: str, lang: str, when: datetime) -> Item:
+    title, body = split_title(raw)
+    parsed = ParsedItem(
+        guid=None,
+        link=f"https://{feed.name}.example/articles/{article_id}",
+        title=title,
+        summary="",
+        content=body,
+        published=when,
+        updated=None,
+        language=lang,  # what the feed's <language> would say
+    )
+    return normalize(feed, parsed, fetched_at=when)
+
+
+@dataclass
+class Tally:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, gold: bool, folded: bool, reason: str) -> None:
+        if folded:
+            self.reasons[reason] += 1
+        if gold and folded:
+            self.tp += 1
+        elif folded:
+            self.fp += 1
+        elif gold:
+            self.fn += 1
+        else:
+            self.tn += 1
+
+    def line(self, name: str) -> str:
+        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        n = self.tp + self.fp + self.fn + self.tn
+        return (
+            f"{name:<16} n={n:4d} same={self.tp + self.fn:3d} diff={self.fp + self.tn:3d}  "
+            f"TP={self.tp:3d} FP={self.fp:3d} FN={self.fn:3d}  "
+            f"P={p:.3f} R={r:.3f} F1={f:.3f}  {dict(self.reasons)}"
+        )
+
+
+Judge = Callable[[Pair, int], tuple[bool, str]]
+
+
+def index_judge(settings: StorySettings) -> Judge:
+    """Fold each pair through one StoryIndex, the way storage + daemon call it."""
+    index = StoryIndex(settings)
+    slot = timedelta(seconds=settings.window + 3600)
+
+    def judge(pair: Pair, n: int) -> tuple[bool, str]:
+        when = BASE_TIME + n * slot
+        index.expire(when)
+        id1, id2 = pair.pair_id.split("_")
+        a = make_item(FEED_A, id1, pair.text1, pair.lang1, when)
+        b = make_item(FEED_B, id2, pair.text2, pair.lang2, when)
+        story_a = index.find(a)
+        if story_a is None:
+            story_a = 2 * n + 1
+        index.add(a, story_a)
+        found = index.match(index.fingerprint(b))
+        story_b = found.story_id if found else 2 * n + 2
+        index.add(b, story_b)
+        return story_b == story_a, found.similarity.reason if found else ""
+
+    return judge
+
+
+def evaluate_pipeline(pairs: list[Pair]) -> Judge:  # pragma: no cover - wired by the integrator
+    raise SystemExit("--pipeline is not wired yet: needs the daemon, storage and feed server")
+
+
+def run(pairs: list[Pair], judge: Judge, show: int) -> dict[str, Tally]:
+    tallies: dict[str, Tally] = {}
+    mistakes: list[tuple[Pair, bool, str]] = []
+    for n, pair in enumerate(pairs):
+        folded, reason = judge(pair, n)
+        subset = "cross-language" if pair.cross else "same-language"
+        for name in (subset, f"{subset}/{pair.split}", f"  {pair.lang1}-{pair.lang2}"):
+            tallies.setdefault(name, Tally()).add(pair.same, folded, reason)
+        if folded != pair.same:
+            mistakes.append((pair, folded, reason))
+    for pair, folded, reason in mistakes[:show]:
+        kind = f"FP({reason})" if folded else "FN"
+        print(
+            f"{kind} {pair.pair_id} {pair.lang1}-{pair.lang2}: "
+            f"{split_title(pair.text1)[0][:70]!r} | {split_title(pair.text2)[0][:70]!r}"
+        )
+    return tallies
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--split", choices=["train", "test", "all"], default="all")
+    ap.add_argument("--pipeline", action="store_true", help="through the daemon (not yet)")
+    ap.add_argument("--show", type=int, default=0, help="print this many mistakes")
+    args = ap.parse_args(argv)
+    if not args.data.exists():
+        print(f"corpus absent: {args.data}", file=sys.stderr)
+        return 2
+    splits = ["train", "test"] if args.split == "all" else [args.split]
+    pairs = load_pairs(args.data, splits)
+    settings = StorySettings()
+    tallies: dict[str, Tally] = {}
+    for split in splits:
+        part = [p for p in pairs if p.split == split]
+        judge = evaluate_pipeline(part) if args.pipeline else index_judge(settings)
+        for name, tally in run(part, judge, args.show).items():
+            total = tallies.setdefault(name, Tally())
+            total.tp += tally.tp
+            total.fp += tally.fp
+            total.fn += tally.fn
+            total.tn += tally.tn
+            total.reasons.update(tally.reasons)
+    print(f"settings: {asdict(settings)}")
+    mode = "pipeline" if args.pipeline else "index"
+    print(f"pairs: {len(pairs)} from {splits}, mode={mode}")
+    order = sorted(tallies, key=lambda k: (k.startswith(" "), k))
+    for name in order:
+        print(tallies[name].line(name))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""Resemblance of items to the seed documents: ``Classifier.build(load_seeds(dir)).score(...)``.
+
+Backends: "lexical" (default; BM25 term overlap plus static word vectors shipped as a small
+table derived from all-MiniLM-L6-v2, numpy only) and "words" (term overlap only).
+"""
+
+from __future__ import annotations
+
+from seedwatch.classify.command import run_score_command
+from seedwatch.classify.model import BACKENDS, DEFAULT_THRESHOLD, Classifier
+from seedwatch.classify.seeds import SeedDoc, SeedSet, Topic, load_seeds, make_doc
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_THRESHOLD",
+    "Classifier",
+    "SeedDoc",
+    "SeedSet",
+    "Topic",
+    "load_seeds",
+    "make_doc",
+    "run_score_command",
+]

@@ -1,0 +1,284 @@
+"""Matching an item against a compiled watchlist: one automaton scan, then the rules it woke.
+
+    item fields --TOKEN_RE--> raw words --(cache | automaton over new words)--> atom hits
+        --atom->rules index--> candidate rules --filters, tree--> Match(rule, terms, channels)
+
+The automaton only sees words this watchlist has not met before: per raw word the atoms it
+hits are cached (bounded), so a steady stream of news mostly costs a dict lookup per word.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import accumulate, islice
+from typing import Any
+
+from seedwatch.config.model import RuleConfig
+from seedwatch.rules import textnorm
+from seedwatch.rules.nodes import Node
+from seedwatch.rules.tree import FIELD_BITS, CNode, Hits, Span
+from seedwatch.types import Item, Match, Score
+
+# Position gap between separate strings of one field (tags, feed name and URL): larger than
+# any NEAR distance, so no phrase or NEAR spans two tags.
+_GAP = 10_000
+_CACHE_MAX = 300_000
+
+# raw word -> (positions it takes, ((first, last, atoms), ...)) with positions relative to it.
+_Entry = tuple[int, tuple[tuple[int, int, tuple[int, ...]], ...]]
+
+
+@lru_cache(maxsize=200_000)
+def segment(word: str) -> str:
+    """The haystack text for one folded word (see compile.py for the key layout)."""
+    seg = f"\x01{word}\x02{textnorm.stem(word)}\x02"
+    if textnorm.script_of(word) == "cyrl":
+        skels = {
+            textnorm.skeleton(textnorm.romanize(word)),
+            textnorm.skeleton(textnorm.romanize(textnorm.stem(word))),
+        }
+        seg += "".join(f"\x03{s}\x03" for s in sorted(skels) if s)
+    return seg
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledRule:
+    """A watch rule ready to match: its config, syntax tree and compiled tree."""
+
+    name: str
+    query: str
+    channels: tuple[str, ...]
+    config: RuleConfig
+    ast: Node
+    tree: CNode = field(repr=False)
+    atoms: frozenset[int] = field(repr=False)
+    min_score: float | None = None
+    topics: frozenset[str] = frozenset()
+    feeds: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(cls, rule: RuleConfig, ast: Node, tree: CNode) -> CompiledRule:
+        return cls(
+            name=rule.name,
+            query=rule.query,
+            channels=rule.channels,
+            config=rule,
+            ast=ast,
+            tree=tree,
+            atoms=frozenset(tree.atoms()),
+            min_score=rule.min_score,
+            topics=frozenset(t.casefold() for t in rule.topics),
+            feeds=frozenset(f.casefold() for f in rule.feeds),
+            tags=frozenset(t.casefold() for t in rule.tags),
+        )
+
+    def accepts(self, item: Item, score: Score, feed_name: str, feed_url: str) -> bool:
+        """The rule's filters (min_score, topics, feeds, tags), before its query is looked at."""
+        if self.min_score is not None and score.score < self.min_score:
+            return False
+        if self.topics and score.topic.casefold() not in self.topics:
+            return False
+        if self.feeds and not (
+            feed_name.casefold() in self.feeds or feed_url.casefold() in self.feeds
+        ):
+            return False
+        return not self.tags or any(t.casefold() in self.tags for t in item.tags)
+
+
+class Watchlist:
+    """Compiled watch rules; ``match`` is pure and safe to call from several threads."""
+
+    def __init__(self, rules: tuple[CompiledRule, ...], automaton: Any | None) -> None:
+        self.rules = rules
+        self._automaton = automaton
+        atom_rules: dict[int, list[int]] = {}
+        mask = 0
+        for i, rule in enumerate(rules):
+            mask |= rule.tree.fields()
+            # A rule without a trigger (e.g. NOT NOT a) waits on all its atoms: it is false
+            # when none is hit, because the parser refuses queries that match without terms.
+            trigger = rule.tree.trigger()
+            for atom in trigger[0] if trigger is not None else rule.atoms:
+                atom_rules.setdefault(atom, []).append(i)
+        self._atom_rules = {a: tuple(r) for a, r in atom_rules.items()}
+        self._mask = mask
+        self._cache: dict[str, _Entry] = {}
+
+    def __repr__(self) -> str:
+        return f"Watchlist({len(self.rules)} rules)"
+
+    def _sources(self, item: Item, feed_name: str, feed_url: str) -> list[tuple[int, list[str]]]:
+        wanted = {
+            "title": [item.title],
+            "text": [item.text],
+            "url": [item.url or ""],
+            "feed": [feed_name, feed_url],
+            "tag": list(item.tags),
+        }
+        return [
+            (bit, [unicodedata.normalize("NFC", s) for s in wanted[name] if s])
+            for name, bit in FIELD_BITS.items()
+            if (self._mask >> bit) & 1
+        ]
+
+    def _entries(self, raws: set[str]) -> dict[str, _Entry]:
+        cache = self._cache
+        missing = list(raws - cache.keys())
+        if not missing:
+            return {raw: cache[raw] for raw in raws}
+        entries = {raw: cache[raw] for raw in raws if raw in cache}
+        words: list[str] = []
+        owners: list[tuple[int, int, int]] = []  # (index in missing, first part, last part)
+        splits = [textnorm.split_raw(raw) for raw in missing]
+        for ri, tok in enumerate(splits):
+            for j, part in enumerate(tok.parts):
+                words.append(part)
+                owners.append((ri, j, j))
+            if tok.joined is not None:
+                words.append(tok.joined)
+                owners.append((ri, 0, len(tok.parts) - 1))
+        found: dict[int, set[int]] = {}
+        if self._automaton is not None and words:
+            segs = [segment(w) for w in words]
+            starts = list(accumulate((len(s) for s in segs[:-1]), initial=0))
+            for end, atoms in self._automaton.iter("".join(segs)):
+                found.setdefault(bisect_right(starts, end) - 1, set()).update(atoms)
+        per_raw: list[list[tuple[int, int, tuple[int, ...]]]] = [[] for _ in missing]
+        for wi, atoms in found.items():
+            ri, first, last = owners[wi]
+            per_raw[ri].append((first, last, tuple(sorted(atoms))))
+        if len(cache) + len(missing) > _CACHE_MAX:
+            cache.clear()
+        for raw, tok, hits in zip(missing, splits, per_raw, strict=True):
+            entry = (len(tok.parts), tuple(hits))
+            cache[raw] = entry
+            entries[raw] = entry
+        return entries
+
+    def match(
+        self, item: Item, score: Score, *, feed_name: str = "", feed_url: str = ""
+    ) -> tuple[Match, ...]:
+        """Every rule the item satisfies, in watchlist order, with the matched terms."""
+        if not self.rules or self._automaton is None:
+            return ()
+        sources = self._sources(item, feed_name, feed_url)
+        tokenized = [
+            (bit, [textnorm.TOKEN_RE.findall(s) for s in strings]) for bit, strings in sources
+        ]
+        vocab: set[str] = set()
+        for _, lists in tokenized:
+            for raws in lists:
+                vocab.update(raws)
+        entries = self._entries(vocab)
+        if not any(entry[1] for entry in entries.values()):
+            return ()  # the usual case: no word of the item is in any rule
+        hot = {raw: entry[1] for raw, entry in entries.items() if entry[1]}
+        multi = {raw for raw, entry in entries.items() if entry[0] != 1}
+        hits: Hits = {}
+        for bit, lists in tokenized:
+            base = 0
+            for raws in lists:
+                # A word's position is its index unless hyphenated words (several positions
+                # each) come before it; only then are the positions summed up.
+                ends: list[int] | None = None
+                if multi and not multi.isdisjoint(raws):
+                    ends = list(accumulate([entries[r][0] for r in raws]))
+                for i in [i for i, r in enumerate(raws) if r in hot]:
+                    raw = raws[i]
+                    pos = base + (i if ends is None else ends[i] - entries[raw][0])
+                    for a, b, atoms in hot[raw]:
+                        sp: Span = (bit, pos + a, pos + b, ((pos + a, pos + b),))
+                        for atom in atoms:
+                            lst = hits.get(atom)
+                            if lst is None:
+                                hits[atom] = [sp]
+                            else:
+                                lst.append(sp)
+                base += (len(raws) if ends is None else (ends[-1] if ends else 0)) + _GAP
+        if not hits:
+            return ()
+        candidates: set[int] = set()
+        for atom in hits:
+            candidates.update(self._atom_rules.get(atom, ()))
+        matched: list[tuple[CompiledRule, list[Span]]] = []
+        for i in sorted(candidates):
+            rule = self.rules[i]
+            if not rule.accepts(item, score, feed_name, feed_url):
+                continue
+            spans = rule.tree.eval(hits)
+            if spans is not None:
+                matched.append((rule, spans))
+        if not matched:
+            return ()
+        surfaces = _Surfaces(sources, [sp for _, spans in matched for sp in spans], multi)
+        return tuple(
+            Match(rule=rule.name, terms=surfaces.terms(spans), channels=rule.channels)
+            for rule, spans in matched
+        )
+
+
+class _Surfaces:
+    """Word positions back to the text as written, for highlighting.
+
+    Only the positions some span needs are located, and each field is scanned no further than
+    the last of them: most of an article's words are never highlighted.
+    """
+
+    def __init__(
+        self, sources: list[tuple[int, list[str]]], spans: list[Span], multi: set[str]
+    ) -> None:
+        self.texts = dict(sources)
+        self.multi = multi  # raw words that take other than one position (hyphenated)
+        needed: dict[int, set[int]] = {}
+        for bit, _, _, pieces in spans:
+            want = needed.setdefault(bit, set())
+            for s, e in pieces:
+                want.add(s)
+                want.add(e)
+        self.where: dict[int, dict[int, tuple[int, int, int]]] = {}
+        for bit, want in needed.items():
+            self.where[bit] = self._locate(self.texts.get(bit, []), want)
+
+    def _locate(self, strings: list[str], want: set[int]) -> dict[int, tuple[int, int, int]]:
+        table: dict[int, tuple[int, int, int]] = {}
+        last = max(want)
+        pos = 0
+        for si, text in enumerate(strings):
+            if pos > last:
+                break
+            # No word takes fewer than one position, so the first last-pos+1 words suffice.
+            limit = last - pos + 1
+            found = list(islice(textnorm.TOKEN_RE.finditer(text), limit))
+            if not self.multi or self.multi.isdisjoint(m.group() for m in found):
+                for p in want:
+                    if pos <= p < pos + len(found):
+                        m = found[p - pos]
+                        table[p] = (si, m.start(), m.end())
+                pos += len(found)
+            else:
+                for m in found:
+                    for a, b in textnorm.split_raw(m.group()).part_spans:
+                        if pos in want:
+                            table[pos] = (si, m.start() + a, m.start() + b)
+                        pos += 1
+            if len(found) == limit:  # position ``last`` is covered
+                break
+            pos += _GAP
+        return table
+
+    def terms(self, spans: list[Span]) -> tuple[str, ...]:
+        found: list[tuple[int, int, int, str]] = []
+        for bit, _, _, pieces in spans:
+            table = self.where.get(bit, {})
+            for s, e in pieces:
+                first, last = table.get(s), table.get(e)
+                if first is None or last is None or first[0] != last[0]:
+                    continue
+                text = self.texts[bit][first[0]][first[1] : last[2]]
+                found.append((bit, first[0], first[1], text))
+        found.sort()
+        return tuple(dict.fromkeys(t for *_, t in found))

@@ -1,0 +1,238 @@
+"""The classifier on plain values: seed layout, ordering of scores, the score command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from seedwatch.classify import (
+    DEFAULT_THRESHOLD,
+    Classifier,
+    load_seeds,
+    make_doc,
+    run_score_command,
+)
+from seedwatch.errors import SeedError
+from tests.conftest import ROOT, need_corpus
+
+SEED = """date 2025-10-17
+source nCa
+
+The heads of the security and intelligence agencies met to coordinate counter-terrorism work.
+Officials discussed extremist groups, militants and attacks that threaten internal stability.
+
+Intelligence services agreed to share information on terrorist suspects and border security."""
+
+SEED_RU = """date 2024-03-01
+
+Сотрудники ФСБ задержали подозреваемых в подготовке теракта. Спецслужбы предотвратили
+взрыв, боевики из террористической группировки арестованы, возбуждено уголовное дело."""
+
+COUNTER = """Officials met to discuss cooperation on trade, tariffs and the economy.
+The ministers signed a memorandum on investment and economic development."""
+
+RELEVANT = (
+    "Militants attack police station",
+    "Suspected terrorists killed three officers; security forces hunted the extremist group.",
+)
+IRRELEVANT = (
+    "Yankees beat Red Sox in extra innings",
+    "Baseball fans cheered as the home team won the game on a late home run.",
+)
+RELEVANT_RU = (
+    "В Москве задержали террориста",
+    "Сотрудники ФСБ задержали боевика, готовившего теракт и взрыв в торговом центре.",
+)
+IRRELEVANT_RU = (
+    "Футбольный клуб выиграл кубок",
+    "Команда победила в финале чемпионата, болельщики праздновали победу на стадионе.",
+)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def seeds_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "seeds"
+    write(root / "meeting.txt", SEED)
+    write(root / "not" / "trade.md", COUNTER)
+    write(
+        root / "cyber" / "hack.md",
+        "Hackers breached a bank network; ransomware encrypted "
+        "servers and cyber criminals demanded bitcoin.",
+    )
+    write(root / "cyber" / "not" / "phone.txt", "A new phone has a faster chip and camera.")
+    write(root / "README.md", "How to add seeds: drop files here.")  # documentation, not a seed
+    write(root / "notes.csv", "not a seed")
+    return root
+
+
+def test_layout_topics_counter_examples_and_headers(seeds_dir: Path) -> None:
+    seeds = load_seeds(seeds_dir)
+    assert [t.name for t in seeds.topics] == ["seeds", "cyber"]
+    main, cyber = seeds.topics
+    assert [d.name for d in main.seeds] == ["meeting.txt"]
+    assert [d.name for d in main.counter] == ["not/trade.md"]
+    assert [d.name for d in cyber.seeds] == ["cyber/hack.md"]
+    assert [d.name for d in cyber.counter] == ["cyber/not/phone.txt"]
+    doc = main.seeds[0]
+    assert doc.meta == (("date", "2025-10-17"), ("source", "nCa"))
+    assert not doc.text.startswith("date")
+    assert "nCa" not in doc.text
+    assert len(doc.passages) == 2
+
+
+def test_date_glued_to_the_first_sentence_is_metadata() -> None:
+    shipped = load_seeds(ROOT / "seeds")
+    doc = shipped.topics[0].seeds[0]
+    assert ("date", "2025-10-17") in doc.meta
+    assert doc.text.startswith("On 17 October 2025")
+
+
+def test_header_like_prose_stays_text() -> None:
+    doc = make_doc("a.txt", "Date palms grow along the river in the oasis towns of the south.")
+    assert doc is not None
+    assert doc.meta == ()
+    assert doc.text.startswith("Date palms")
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "headers-only"])
+def test_unusable_seeds_raise_seed_error(tmp_path: Path, kind: str) -> None:
+    root = tmp_path / "seeds"
+    if kind != "missing":
+        root.mkdir()
+    if kind == "headers-only":
+        write(root / "a.txt", "date 2025-01-01\n\n")
+    with pytest.raises(SeedError):
+        load_seeds(root)
+
+
+def test_relevant_scores_above_irrelevant(seeds_dir: Path) -> None:
+    clf = Classifier.build(load_seeds(seeds_dir))
+    good, bad = clf.score(*RELEVANT), clf.score(*IRRELEVANT)
+    assert 0.0 <= bad.score < good.score <= 1.0
+    assert good.topic == "seeds"
+    assert good.nearest_seed == "meeting.txt"
+    assert good.passage in load_seeds(seeds_dir).topics[0].seeds[0].passages
+    assert good.terms and {"terrorists", "extremist", "security"} & set(good.terms)
+
+
+def test_second_topic_wins_for_its_items(seeds_dir: Path) -> None:
+    clf = Classifier.build(load_seeds(seeds_dir))
+    s = clf.score("Ransomware hits bank", "Cyber criminals breached servers and demanded bitcoin.")
+    assert s.topic == "cyber"
+    assert s.nearest_seed == "cyber/hack.md"
+
+
+def test_counter_examples_lower_scores(tmp_path: Path) -> None:
+    root = tmp_path / "seeds"
+    write(root / "meeting.txt", SEED)
+    item = (
+        "Ministers sign economic memorandum",
+        "Officials met to discuss cooperation on trade and signed a memorandum on investment.",
+    )
+    before = Classifier.build(load_seeds(root)).score(*item).score
+    write(root / "not" / "trade.md", COUNTER)
+    after = Classifier.build(load_seeds(root)).score(*item).score
+    assert after < before
+
+
+def test_mixed_english_and_russian_seeds(tmp_path: Path) -> None:
+    root = tmp_path / "seeds"
+    write(root / "meeting.txt", SEED)
+    write(root / "fsb.txt", SEED_RU)
+    clf = Classifier.build(load_seeds(root))
+    assert clf.score(*RELEVANT_RU).score > clf.score(*IRRELEVANT_RU).score
+    assert clf.score(*RELEVANT).score > clf.score(*IRRELEVANT).score
+    assert clf.score(*RELEVANT_RU).nearest_seed == "fsb.txt"
+
+
+@pytest.mark.parametrize("backend", ["lexical", "words"])
+def test_backends_order_items(seeds_dir: Path, backend: str) -> None:
+    clf = Classifier.build(load_seeds(seeds_dir), backend=backend)
+    assert clf.score(*RELEVANT).score > clf.score(*IRRELEVANT).score
+
+
+def test_unknown_backend_is_a_seed_error(seeds_dir: Path) -> None:
+    with pytest.raises(SeedError):
+        Classifier.build(load_seeds(seeds_dir), backend="telepathy")
+
+
+def test_threshold_decides_relevant(seeds_dir: Path) -> None:
+    seeds = load_seeds(seeds_dir)
+    assert Classifier.build(seeds).threshold == DEFAULT_THRESHOLD
+    s = Classifier.build(seeds).score(*RELEVANT)
+    assert Classifier.build(seeds, threshold=0.0).score(*RELEVANT).relevant
+    assert not Classifier.build(seeds, threshold=1.01).score(*RELEVANT).relevant
+    at = Classifier.build(seeds, threshold=s.score).score(*RELEVANT)
+    assert at.relevant and at.score == s.score
+
+
+def test_observe_learns_from_the_stream(seeds_dir: Path) -> None:
+    clf = Classifier.build(load_seeds(seeds_dir))
+    before = clf.score(*RELEVANT)
+    # The same ordinary item seen many times: its words stop being informative.
+    clf.observe_many([IRRELEVANT] * 300)
+    clf.observe(*RELEVANT)
+    after = clf.score(*RELEVANT)
+    assert after.score != before.score
+    assert after.score > clf.score(*IRRELEVANT).score
+
+
+def test_score_command_round_trip(seeds_dir: Path) -> None:
+    lines = [
+        json.dumps({"id": "a", "title": RELEVANT[0], "text": RELEVANT[1]}),
+        "{not json",
+        json.dumps({"id": 7, "title": IRRELEVANT[0], "text": IRRELEVANT[1]}),
+        json.dumps(["a list"]),
+        json.dumps({"id": "ru", "title": RELEVANT_RU[0], "text": RELEVANT_RU[1]}),
+    ]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    rc = run_score_command(
+        seeds_dir, None, io.StringIO("\n".join(lines) + "\n"), stdout, stderr=stderr
+    )
+    assert rc == 1
+    out = [json.loads(x) for x in stdout.getvalue().splitlines()]
+    assert len(out) == 5
+    assert [o.get("id") for o in out] == ["a", None, 7, None, "ru"]
+    assert "error" in out[1] and out[1]["line"] == 2
+    assert "error" in out[3] and out[3]["line"] == 4
+    assert "line 2" in stderr.getvalue() and "line 4" in stderr.getvalue()
+    assert set(out[0]) == {"id", "score", "relevant", "topic"}
+    assert out[0]["score"] > out[2]["score"]
+    assert out[0]["topic"] == "seeds"
+
+
+def test_score_command_threshold_and_clean_exit(seeds_dir: Path) -> None:
+    line = json.dumps({"id": 1, "title": IRRELEVANT[0], "text": IRRELEVANT[1]}) + "\n"
+    for threshold, expected in ((0.0, True), (1.01, False)):
+        stdout = io.StringIO()
+        rc = run_score_command(
+            seeds_dir, threshold, io.StringIO(line), stdout, stderr=io.StringIO()
+        )
+        assert rc == 0
+        assert json.loads(stdout.getvalue())["relevant"] is expected
+
+
+def test_dev_set_sanity() -> None:
+    """A coarse check on ../shared/eval: the shipped seed ranks relevant items first."""
+    dev = need_corpus("..", "eval", "security-relevance-dev.tsv")
+    with dev.open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["label"] != "borderline"]
+    clf = Classifier.build(load_seeds(ROOT / "seeds"))
+    clf.observe_many((r["title"], r["description"]) for r in rows)
+    scores = [
+        (clf.score(r["title"], r["description"]).score, r["label"] == "relevant") for r in rows
+    ]
+    pos = [s for s, y in scores if y]
+    neg = [s for s, y in scores if not y]
+    wins = sum(p > n for p in pos for n in neg) / (len(pos) * len(neg))
+    assert wins > 0.7  # ROC-AUC; the bench reports the real figures

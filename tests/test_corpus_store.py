@@ -1,0 +1,105 @@
+"""Every third-party feed file goes through fetch (served on 127.0.0.1), parse, normalize,
+classify, match and store without an unhandled exception, and every item the pure pipeline
+reads from a file is stored."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from seedwatch.errors import ParseError
+from seedwatch.normalize import normalize_feed
+from seedwatch.parse import parse
+from seedwatch.poller import poll_due
+from seedwatch.runtime import Runtime
+from seedwatch.storage import queries
+from seedwatch.types import FeedRef, FetchResult
+from tests.conftest import need_corpus
+from tests.support.daemon import Rule, write_config
+from tests.support.feedserver import FeedServer
+
+pytestmark = pytest.mark.slow
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+HEADER = re.compile(rb"^Header:\s*([A-Za-z-]+):\s*(.*?)\s*$", re.M)
+
+
+def served_headers(body: bytes) -> dict[str, str]:
+    """feedparser's test files fake HTTP headers in their leading comment."""
+    head = body[:2000]
+    hdrs = {m.group(1).decode(): m.group(2).decode("latin-1") for m in HEADER.finditer(head)}
+    hdrs = {("Content-Type" if k.lower() == "content-type" else k): v for k, v in hdrs.items()}
+    hdrs.setdefault("Content-Type", "application/xml")
+    return hdrs
+
+
+def expected_items(url: str, body: bytes, headers: dict[str, str]) -> int:
+    result = FetchResult(
+        requested_url=url, url=url, status=200,
+        headers=tuple((k.lower(), v) for k, v in headers.items()), body=body,
+    )
+    try:
+        parsed = parse(result)
+    except ParseError:
+        return 0
+    feed = FeedRef(id=1, url=url, name="x")
+    return len(normalize_feed(feed, parsed, fetched_at=NOW, base_url=url))
+
+
+def sweep(tmp_path: Path, files: list[Path]) -> tuple[int, int, int]:
+    with FeedServer() as srv:
+        feeds = []
+        bodies: dict[str, tuple[bytes, dict[str, str]]] = {}
+        for i, path in enumerate(files):
+            body = path.read_bytes()
+            hdrs = served_headers(body)
+            srv.add(f"/f/{i}", body=body, headers=hdrs, content_type=None)
+            url = srv.url(f"/f/{i}")
+            feeds.append((f"c{i}", url))
+            bodies[url] = (body, hdrs)
+        cfg = write_config(tmp_path, feeds, [Rule("any", "security OR the OR и")])
+        rt = Runtime.start(cfg)
+        try:
+            polled: set[int] = set()
+            for _ in range(200):
+                poll_due(rt, on_done=lambda feed, *_: polled.add(feed.id))
+                if len(polled) >= len(files):
+                    break
+            assert len(polled) == len(files)
+            with rt.sessions() as s:
+                rows = queries.feed_status(s, rt.clock.now())
+        finally:
+            rt.close()
+    internal = [r for r in rows if r.last_error and "internal error" in r.last_error]
+    assert not internal, [(r.url, r.last_error) for r in internal[:5]]
+    lost = []
+    stored = 0
+    errors = 0
+    for r in rows:
+        body, hdrs = bodies[r.url]
+        want = expected_items(r.url, body, hdrs)
+        stored += r.items
+        errors += bool(r.last_error)
+        if r.items != want:
+            lost.append((r.url, r.items, want, r.last_error))
+    assert not lost, lost[:5]
+    print(f"swept {len(files)} files: {stored} items stored, {errors} feeds with errors")
+    return len(files), stored, errors
+
+
+def test_feedparser_corpus_is_stored(tmp_path: Path) -> None:
+    root = need_corpus("feedparser-tests", "tests")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".xml", ".json"))
+    n, stored, _ = sweep(tmp_path, files)
+    assert n > 2000 and stored > 1000
+
+
+def test_realworld_corpus_is_stored(tmp_path: Path) -> None:
+    root = need_corpus("realworld-feeds")
+    files = sorted(p for p in (root / "benchmark_data").iterdir() if p.is_file())
+    files += sorted((root / "tests" / "integration").glob("*.xml"))
+    n, stored, errors = sweep(tmp_path, files)
+    assert n >= 210 and stored > 5000
