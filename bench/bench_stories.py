@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import os
 import random
 import re
 import resource
@@ -124,6 +125,7 @@ def run_index(items: list[Item], settings: StorySettings, every: int) -> None:
     index = StoryIndex(settings)
     stories = 0
     joined = 0
+    cpu0 = time.process_time()
     start = chunk_start = time.perf_counter()
     print(f"{'items':>8} {'items/s':>9} {'chunk/s':>9} {'in window':>9} {'RSS MB':>8} joined")
     for i, item in enumerate(items, 1):
@@ -144,9 +146,11 @@ def run_index(items: list[Item], settings: StorySettings, every: int) -> None:
             )
             chunk_start = now
     total = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
     print(
-        f"total: {len(items)} items in {total:.1f} s = {len(items) / total:.0f} items/s; "
-        f"{stories} stories, {joined} items joined one"
+        f"total: {len(items)} items in {total:.1f} s = {len(items) / total:.0f} items/s "
+        f"({len(items) / cpu:.0f} per CPU-second; the machine may be shared); "
+        f"{stories} stories, {joined} items joined one; load {os.getloadavg()[0]:.1f}"
     )
 
 

@@ -33,6 +33,7 @@ from seedwatch.types import FeedRef, Item, ParsedItem
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/corpora/semeval2022-task8/data"
 FILES = {"train": "training_set.csv", "test": "testing_set.csv"}
 BASE_TIME = datetime(2020, 1, 1, tzinfo=UTC)
+TITLE_WORDS = 15
 FEED_A = FeedRef(id=1, url="https://a.example/feed", name="a")
 FEED_B = FeedRef(id=2, url="https://b.example/feed", name="b")
 
@@ -84,11 +85,15 @@ def split_title(raw: str) -> tuple[str, str]:
         cut = raw.find(sep)
         if 0 < cut < 300:
             return raw[:cut].strip(), raw[cut:].strip()
+    # No break: the headline runs into the first sentence. Headlines are rarely longer than
+    # TITLE_WORDS words, so cut there (or at a sentence end, if sooner).
     m = re.search(r"[.!?]\s", raw[:300])
-    if m:
-        return raw[: m.end()].strip(), raw[m.end() :].strip()
-    words = raw.split(" ")
-    return " ".join(words[:12]), " ".join(words[12:])
+    head = raw[: m.end()] if m else raw
+    words = head.split()
+    if len(words) > TITLE_WORDS:
+        words = words[:TITLE_WORDS]
+    cut = len(" ".join(words))
+    return raw[:cut].strip(), raw[cut:].strip()
 
 
 def make_item(feed: FeedRef, article_id: str, raw: str, lang: str, when: datetime) -> Item:

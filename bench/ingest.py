@@ -27,12 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 WORDS = (
-    "security service border police ministry government election minister president "
-    "summit cooperation militants attack terrorism extremism agreement trade economy bank "
-    "market oil gas pipeline harvest football match festival culture weather storm "
-    "Kazakhstan Kyrgyzstan Tajikistan Uzbekistan Turkmenistan Russia Moscow Astana Bishkek "
-    "Tashkent Dushanbe intelligence agency officials said report week talks delegation"
-).split()
+    'security', 'service', 'border', 'police', 'ministry', 'government', 'election',
+    'minister', 'president', 'summit', 'cooperation', 'militants', 'attack', 'terrorism',
+    'extremism', 'agreement', 'trade', 'economy', 'bank', 'market', 'oil', 'gas', 'pipeline',
+    'harvest', 'football', 'match', 'festival', 'culture', 'weather', 'storm', 'Kazakhstan',
+    'Kyrgyzstan', 'Tajikistan', 'Uzbekistan', 'Turkmenistan', 'Russia', 'Moscow', 'Astana',
+    'Bishkek', 'Tashkent', 'Dushanbe', 'intelligence', 'agency', 'officials', 'said', 'report',
+    'week', 'talks', 'delegation',
+)
 
 
 def make_feed(feed_no: int, items: int, rng: random.Random) -> bytes:

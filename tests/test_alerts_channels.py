@@ -315,13 +315,14 @@ def verify(req: Received, secret: str) -> bool:
 
 
 def test_webhook_posts_signed_standard_webhook(receiver: Receiver) -> None:
-    cfg = ChannelConfig(name="hook", url=receiver.url("/hook?token=SECRETTOKEN"), secret=SECRET)
+    url = receiver.url("/hooks/SECRETPATH?token=SECRETTOKEN")
+    cfg = ChannelConfig(name="hook", url=url, secret=SECRET)
     ch = build_channel(cfg, LOOPBACK)
     assert isinstance(ch, WebhookChannel)
     before = int(time.time())
     ch.send(make_msg(title=HOSTILE_TITLE))
     [req] = receiver.requests
-    assert req.path == "/hook?token=SECRETTOKEN"
+    assert req.path == "/hooks/SECRETPATH?token=SECRETTOKEN"
     assert req.headers["webhook-id"] == "alrt-7f3a"
     assert before <= int(req.headers["webhook-timestamp"]) <= int(time.time())
     assert req.headers["content-type"] == "application/json"

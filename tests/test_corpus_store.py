@@ -101,5 +101,5 @@ def test_realworld_corpus_is_stored(tmp_path: Path) -> None:
     root = need_corpus("realworld-feeds")
     files = sorted(p for p in (root / "benchmark_data").iterdir() if p.is_file())
     files += sorted((root / "tests" / "integration").glob("*.xml"))
-    n, stored, errors = sweep(tmp_path, files)
+    n, stored, _errors = sweep(tmp_path, files)
     assert n >= 210 and stored > 5000

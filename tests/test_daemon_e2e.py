@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import DaemonProcess, Rule, read_jsonl, run_cli, wait_for, write_config, write_watchlist
+from tests.support.daemon import (
+    DaemonProcess,
+    Rule,
+    read_jsonl,
+    run_cli,
+    wait_for,
+    write_config,
+    write_watchlist,
+)
 from tests.support.feedserver import FeedServer, rss
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import requests
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seedwatch.config.model import HttpConfig
@@ -34,7 +34,14 @@ from seedwatch.errors import (
     RedirectError,
     TooLargeError,
 )
-from seedwatch.fetch import RETRY_AFTER_CAP, _inflate, fetch, make_session, parse_retry_after
+from seedwatch.fetch import (
+    RETRY_AFTER_CAP,
+    _inflate,
+    describe_network_error,
+    fetch,
+    make_session,
+    parse_retry_after,
+)
 from seedwatch.netguard import AddressPolicy, GuardedAdapter
 from seedwatch.types import FeedRef, FetchResult
 from tests.support.feedserver import FeedServer, rss
@@ -558,11 +565,13 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, NOW, cap=3600.0) == expected
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=10**30))
 def test_parse_retry_after_seconds(n: int) -> None:
     assert parse_retry_after(str(n), NOW, cap=RETRY_AFTER_CAP) == min(float(n), RETRY_AFTER_CAP)
 
 
+@settings(deadline=None)
 @given(
     st.datetimes(
         min_value=datetime(1900, 1, 1),
@@ -576,6 +585,7 @@ def test_parse_retry_after_dates(when: datetime) -> None:
     assert got == want
 
 
+@settings(deadline=None)
 @given(st.text(max_size=60))
 def test_parse_retry_after_never_raises(text: str) -> None:
     got = parse_retry_after(text, NOW, cap=100.0)
@@ -762,6 +772,7 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
+@settings(deadline=None)
 @given(
     st.binary(max_size=4000),
     st.lists(st.integers(min_value=0), max_size=8),
@@ -778,6 +789,7 @@ def test_inflate_any_chunking(data: bytes, cuts: list[int], kind: str) -> None:
     assert out == data
 
 
+@settings(deadline=None)
 @given(st.binary(min_size=1, max_size=300), st.sampled_from(["gzip", "deflate"]))
 def test_inflate_garbage_is_fetch_error(data: bytes, enc: str) -> None:
     try:
@@ -787,6 +799,7 @@ def test_inflate_garbage_is_fetch_error(data: bytes, enc: str) -> None:
     assert len(out) <= 1000
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=1, max_value=200_000))
 def test_inflate_cap_is_exact(cap: int) -> None:
     packed = gzip.compress(b"a" * 100_000)
@@ -813,3 +826,40 @@ def test_retry_after_date_is_read_against_server_clock(srv: FeedServer) -> None:
         get(srv.url("/skewed"))
     assert info.value.retry_after is not None
     assert 500 <= info.value.retry_after <= 601
+
+
+def test_server_hangs_up_without_answer(srv: FeedServer) -> None:
+    def hang_up(req: BaseHTTPRequestHandler) -> None:
+        req.close_connection = True
+
+    srv.add("/hangup", handler=hang_up)
+    with pytest.raises(FetchError, match="closed the connection without answering"):
+        get(srv.url("/hangup"))
+
+
+def wrapped(inner: BaseException) -> requests.ConnectionError:
+    """The chain requests builds: its ConnectionError caused by urllib3's, caused by the OS's."""
+    from urllib3.exceptions import ProtocolError
+
+    try:
+        try:
+            raise inner
+        except BaseException as e:
+            raise ProtocolError("Connection aborted.", e) from e
+    except ProtocolError as e:
+        return requests.ConnectionError(e)
+
+
+@pytest.mark.parametrize(
+    ("inner", "message"),
+    [
+        (ConnectionResetError(104, "Connection reset by peer"), "connection reset by peer"),
+        (ConnectionRefusedError(111, "Connection refused"), "connection refused"),
+        (socket.gaierror(-2, "Name or service not known"), "DNS lookup failed"),
+        (TimeoutError("timed out"), "timed out"),
+        (OSError(101, "Network is unreachable"), "network error: Network is unreachable"),
+        (RuntimeError("http://u:p@h/?token=x"), "network error (ConnectionError)"),
+    ],
+)
+def test_describe_network_error(inner: BaseException, message: str) -> None:
+    assert describe_network_error(wrapped(inner)) == message

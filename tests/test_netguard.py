@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seedwatch.errors import BlockedAddressError
@@ -137,6 +137,7 @@ def test_embedded_ipv4() -> None:
 ipv4s = st.integers(min_value=0, max_value=2**32 - 1).map(ipaddress.IPv4Address)
 
 
+@settings(deadline=None)
 @given(ipv4s)
 def test_ipv6_forms_follow_their_ipv4(v4: ipaddress.IPv4Address) -> None:
     mapped = ipaddress.IPv6Address(f"::ffff:{v4}")
@@ -147,6 +148,7 @@ def test_ipv6_forms_follow_their_ipv4(v4: ipaddress.IPv4Address) -> None:
     assert is_public(nat64) == is_public(v4)
 
 
+@settings(deadline=None)
 @given(ipv4s)
 def test_public_ipv4_is_global_unicast(v4: ipaddress.IPv4Address) -> None:
     if is_public(v4):
@@ -158,6 +160,7 @@ networks = st.tuples(ipv4s, st.integers(min_value=8, max_value=32)).map(
 )
 
 
+@settings(deadline=None)
 @given(networks, st.integers(min_value=0, max_value=2**32 - 1))
 def test_allowed_network_members_allowed(net: ipaddress.IPv4Network, offset: int) -> None:
     addr = net.network_address + offset % net.num_addresses

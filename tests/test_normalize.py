@@ -303,6 +303,8 @@ def test_guid_that_is_a_url_becomes_the_url_when_there_is_no_link() -> None:
     item = normalize(FEED, entry(guid="https://e.org/story/9?fbclid=1"), fetched_at=NOW)
     assert item.url == "https://e.org/story/9"
     assert item.key == sha("guid:https://e.org/story/9?fbclid=1")
+    opaque = normalize(FEED, entry(guid="cis-1"), fetched_at=NOW, base_url="https://e.org/rss")
+    assert opaque.url is None
 
 
 def test_language_hint_and_detection() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -349,27 +350,57 @@ def test_store_batch_new_duplicate_and_tombstone(sessions: sessionmaker[Session]
         assert q.store_batch(s, fid, [], now=NOW) == q.store_batch(s, fid, (), now=NOW)
 
 
-def test_same_feed_same_url_or_hash_is_a_duplicate(sessions: sessionmaker[Session]) -> None:
+def test_same_feed_duplicates_are_same_key_or_same_url_and_content(
+    sessions: sessionmaker[Session],
+) -> None:
     fid = feeds(sessions, "a")["a"]
+    m = (rule("r", "c"),)
     with sessions() as s:
-        q.store_batch(
-            s, fid, [pitem(fid, "k1", url="http://x.test/1", title="T", text_=LONG)], now=NOW
+        first = q.store_batch(
+            s,
+            fid,
+            [pitem(fid, "k1", url="http://x.test/1", title="T", text_=LONG, matches=m)],
+            now=NOW,
         )
-        # new GUID, same link: a feed that changes GUIDs on every fetch
-        out = q.store_batch(s, fid, [pitem(fid, "k2", url="http://x.test/1", title="T2")], now=NOW)
-        assert out.duplicates == 1
-        # new GUID and link, same title and text: a re-post
+        # new GUID, same link and content: a feed that changes GUIDs on every fetch
         out = q.store_batch(
-            s, fid, [pitem(fid, "k3", url="http://x.test/3", title="T", text_=LONG)], now=NOW
+            s, fid, [pitem(fid, "k2", url="http://x.test/1", title="T", text_=LONG)], now=NOW
         )
-        assert out.duplicates == 1
-        # ...but outside the story window the same text is a new item
-        later = NOW + timedelta(days=4)
-        out = q.store_batch(
-            s, fid, [pitem(fid, "k4", url="http://x.test/4", title="T", text_=LONG)], now=later
+        assert out.duplicates == 1 and out.new_items == ()
+        # same link, other content: a feed that puts one link on every entry. A new item,
+        # and a new story: the shared link says nothing about the story.
+        shared = q.store_batch(
+            s,
+            fid,
+            [pitem(fid, "k3", url="http://x.test/1", title="Comment by B", matches=m)],
+            now=NOW,
         )
-        assert len(out.new_items) == 1
-        assert count(s, ItemRecord) == 2
+        assert len(shared.new_items) == 1 and len(shared.alerts) == 1
+        # the same content re-posted under a new link: stored, but in the first item's story,
+        # so it raises no new alert
+        repost = q.store_batch(
+            s,
+            fid,
+            [pitem(fid, "k4", url="http://x.test/4", title="T", text_=LONG, matches=m)],
+            now=NOW + timedelta(hours=1),
+        )
+        assert len(repost.new_items) == 1 and repost.alerts == ()
+        stories = dict(
+            (i.key, sid)
+            for i, sid in q.items_with_stories(
+                s, [*first.new_items, *shared.new_items, *repost.new_items]
+            )
+        )
+        assert stories["k4"] == stories["k1"] != stories["k3"]
+        # outside the story window the same content starts a new story
+        late = q.store_batch(
+            s,
+            fid,
+            [pitem(fid, "k5", url="http://x.test/5", title="T", text_=LONG, matches=m)],
+            now=NOW + timedelta(days=4),
+        )
+        assert len(late.alerts) == 1
+        assert count(s, ItemRecord) == 4
 
 
 def test_short_content_is_not_matched_by_hash(sessions: sessionmaker[Session]) -> None:
@@ -782,3 +813,12 @@ def test_ping_false_when_database_unusable(tmp_path: Path) -> None:
         assert not ping(eng)
     finally:
         eng.dispose()
+
+
+def test_unknown_schema_revision_is_a_storage_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/x.db"
+    open_database(url).dispose()
+    with sqlite3.connect(tmp_path / "x.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(StorageError, match="9999"):
+        open_database(url)

@@ -68,7 +68,7 @@ from tests.test_storage import (
     test_release_dead_leases_frees_only_dead_local_owners as test_release_dead_leases_frees_only_dead_local_owners,  # noqa: E501
 )
 from tests.test_storage import (
-    test_same_feed_same_url_or_hash_is_a_duplicate as test_same_feed_same_url_or_hash_is_a_duplicate,  # noqa: E501
+    test_same_feed_duplicates_are_same_key_or_same_url_and_content as test_same_feed_duplicates_are_same_key_or_same_url_and_content,  # noqa: E501
 )
 from tests.test_storage import (
     test_short_content_is_not_matched_by_hash as test_short_content_is_not_matched_by_hash,

@@ -132,8 +132,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     errors: list[str] = []
     config, problems = check_config(resolve_config_path(args.config))
     if config is None or problems:
-        for err in problems:
-            print(f"error: {err}", file=sys.stderr)
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
         return 1
     print(f"config: {config.path} ({len(config.feeds)} feeds, {len(config.channels)} channels)")
     try:
@@ -149,7 +149,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         errors.append(str(e))
     try:
         seeds = load_seeds(config.classifier.seeds)
-        print(f"seeds: {config.classifier.seeds} ({seeds.describe()})")
+        described = ", ".join(
+            f"{t.name}: {len(t.seeds)} seeds, {len(t.counter)} counter-examples"
+            for t in seeds.topics
+        )
+        print(f"seeds: {config.classifier.seeds} ({described})")
     except SeedwatchError as e:
         errors.append(str(e))
     for err in errors:
@@ -165,7 +169,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from seedwatch.runtime import CONFIG_ERROR, SEEDS_ERROR, WATCHLIST_ERROR
     from seedwatch.storage import queries
 
-    config, sessions = _sessions(args)
+    _config, sessions = _sessions(args)
     now = utcnow()
     with sessions() as s:
         rows = queries.feed_status(s, now)

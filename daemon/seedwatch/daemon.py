@@ -80,6 +80,7 @@ class Daemon:
                     "tick: poll feeds=%d ok=%d failed=%d new=%d alerts=%d",
                     report.feeds, report.ok, report.failed, report.new_items, report.alerts,
                 )
+            self.rt.expire_stories()
         except Exception:
             log.exception("tick: poll failed")
         finally:

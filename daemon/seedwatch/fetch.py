@@ -478,7 +478,8 @@ def describe_network_error(exc: BaseException) -> str:
             continue
         seen.add(id(e))
         chain.append(e)
-        for nxt in (e.__cause__, e.__context__, getattr(e, "reason", None)):
+        # requests and urllib3 keep the inner error in args or .reason as often as in the chain.
+        for nxt in (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args):
             if isinstance(nxt, BaseException):
                 todo.append(nxt)
     for e in chain:
@@ -492,6 +493,8 @@ def describe_network_error(exc: BaseException) -> str:
     for e in chain:
         if isinstance(e, ConnectionRefusedError):
             return "connection refused"
+        if isinstance(e, RemoteDisconnected):  # a ConnectionResetError subclass: test first
+            return "server closed the connection without answering"
         if isinstance(e, ConnectionResetError):
             return "connection reset by peer"
         if isinstance(e, requests.ConnectTimeout):
@@ -502,8 +505,6 @@ def describe_network_error(exc: BaseException) -> str:
             return "invalid URL"
         if isinstance(e, requests.exceptions.MissingSchema):
             return "invalid URL: no scheme"
-        if isinstance(e, RemoteDisconnected):
-            return "server closed the connection without answering"
     for e in chain:
         if isinstance(e, OSError) and e.strerror:
             return f"network error: {_clean(e.strerror)}"

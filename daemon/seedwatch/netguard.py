@@ -15,6 +15,7 @@ import contextvars
 import ipaddress
 import logging
 import socket
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -22,6 +23,7 @@ from typing import Any, TypeAlias
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.response import HTTPResponse
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
@@ -245,7 +247,8 @@ def connect_guarded(
         except OSError as e:
             last_error = e
             sock.close()
-    assert last_error is not None  # resolve() never returns an empty list
+    if last_error is None:  # resolve() never returns an empty list; keep it that way
+        raise BlockedAddressError(_host_url(host, port), "no address to connect to")
     raise last_error
 
 
@@ -278,10 +281,8 @@ class GuardedHTTPSConnection(HTTPSConnection):
 def _guarded_new_conn(conn: GuardedHTTPConnection | GuardedHTTPSConnection) -> socket.socket:
     # Mirrors urllib3's HTTPConnection._new_conn, with its exception mapping, so retries,
     # timeouts and requests' error types behave exactly as without the guard.
-    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-
     try:
-        return connect_guarded(
+        sock = connect_guarded(
             conn._dns_host,
             int(conn.port or 0),
             conn.policy,
@@ -297,6 +298,8 @@ def _guarded_new_conn(conn: GuardedHTTPConnection | GuardedHTTPSConnection) -> s
         ) from e
     except OSError as e:
         raise NewConnectionError(conn, f"Failed to establish a new connection: {e}") from e
+    sys.audit("http.client.connect", conn, conn.host, conn.port)
+    return sock
 
 
 class GuardedAdapter(HTTPAdapter):

@@ -53,6 +53,7 @@ _TRACKING_EXACT = frozenset(
 )  # fmt: skip
 _TRACKING_PREFIXES = ("utm_", "pk_campaign", "pk_kwd", "pk_source", "pk_medium")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_HTTP_PREFIXES = ("http://", "https://")
 _URL_JUNK = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _HOST_OK = re.compile(r"^[^\s/?#@\[\]\\%<>\"'`^{}|]+$")
 # RFC 3986 reserved + unreserved, plus "%" so that existing escapes survive (idempotence).
@@ -174,9 +175,9 @@ def normalize(
     text = html_to_text(body_html or "") or html_to_text(entry.summary or "")
     guid = one_line(clean_text(entry.guid or ""))[:MAX_GUID_CHARS] or None
     url = canonical_url(entry.link, base_url) if entry.link else None
-    if url is None and guid and entry.link is None:
-        # An RSS guid that is a URL is the item's address when no <link> was given.
-        url = canonical_url(guid, base_url)
+    if url is None and entry.link is None and guid and guid.lower().startswith(_HTTP_PREFIXES):
+        # An RSS guid that is an absolute URL is the item's address when no <link> was given.
+        url = canonical_url(guid)
     h = content_hash(title, text)
     original_date = _as_utc(entry.published) or _as_utc(entry.updated)
     published = original_date or fetched

@@ -116,10 +116,12 @@ def poll_feed(rt: Runtime, feed: FeedRef, *, force: bool = False) -> StoreOutcom
 
 
 def _index_new(rt: Runtime, outcome: StoreOutcome) -> None:
-    """Feed the story index with the items just stored (their story ids come from the DB)."""
+    """Teach the story index and the classifier the items just stored."""
     with rt.write_lock, rt.sessions() as s:
         for item, story_id in queries.items_with_stories(s, outcome.new_items):
             rt.stories.add(item, story_id)
+            # The classifier learns word statistics and its calibration from the stream.
+            rt.classifier.observe(item.title, item.text)
 
 
 def _record(
@@ -147,7 +149,8 @@ def _record(
             rng=rt.rng,
         )
         health = queries.record_fetch(
-            s, feed.id, now=now, next_check=when, result=result, error=error, title=title
+            s, feed.id, now=now, next_check=when, result=result, error=error, title=title,
+            failing_after=cfg.schedule.failing_after,
         )
         op = cfg.operator_channel
         if op:

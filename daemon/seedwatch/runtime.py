@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -119,6 +120,24 @@ class Runtime:
     def close(self) -> None:
         self.engine.dispose()
 
+    def rebuild_story_index(self) -> int:
+        """Refill the in-memory story index from the last window's items (after a start), so a
+        restart does not forget which stories are open."""
+        index = StoryIndex(self.stories.settings)
+        since = self.clock.now() - timedelta(seconds=index.settings.window)
+        count = 0
+        with self.sessions() as s:
+            for item, story_id in queries.recent_items_with_stories(s, since):
+                index.add(item, story_id)
+                count += 1
+        with self.write_lock:
+            self.stories = index
+        return count
+
+    def expire_stories(self) -> int:
+        with self.write_lock:
+            return self.stories.expire(self.clock.now())
+
     # -- reload ---------------------------------------------------------------------------
 
     def _current_stamps(self) -> dict[str, tuple[tuple[str, int, int], ...]]:
@@ -171,11 +190,19 @@ class Runtime:
                 self._report(WATCHLIST_ERROR, e)
         if "seeds" in parts:
             try:
-                self.classifier = Classifier.build(
-                    load_seeds(self.config.classifier.seeds),
-                    threshold=self.config.classifier.threshold,
-                    backend=self.config.classifier.backend,
-                )
+                seeds = load_seeds(self.config.classifier.seeds)
+                if self.config.classifier.backend == self.classifier.backend:
+                    # Keeps the statistics learnt from the stream since start.
+                    classifier = self.classifier.rebuild(
+                        seeds, threshold=self.config.classifier.threshold
+                    )
+                else:
+                    classifier = Classifier.build(
+                        seeds,
+                        threshold=self.config.classifier.threshold,
+                        backend=self.config.classifier.backend,
+                    )
+                self.classifier = classifier
                 self._set_error(SEEDS_ERROR, None)
                 log.info("reload: seeds reloaded")
             except SeedwatchError as e:

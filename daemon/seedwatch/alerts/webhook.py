@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -89,7 +90,9 @@ class WebhookChannel:
             raise ConfigError("webhook secret is empty", key=f"channel.{name}.secret")
         self.name = name
         self._url = url  # secret: may carry a token in its path or query
-        self._shown = redact_url(url)
+        # Host only: webhook paths often are the credential (/hooks/<token>).
+        parts = urlsplit(redact_url(url))
+        self._shown = f"{parts.scheme}://{parts.netloc}"
         self._http = http
         self._clock = clock
         self._session = session or make_session(http)

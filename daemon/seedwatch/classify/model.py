@@ -1,15 +1,16 @@
 """Score items against seed topics: BM25 term overlap plus static word vectors, calibrated.
 
-For each topic the raw similarity of an item is
+For one topic, sim(item, doc) mixes the cosine of IDF-weighted static word vectors (a table
+derived from all-MiniLM-L6-v2, see static.py) with a BM25 cosine over stems, each for the whole
+document and its best passage. The raw similarity is
 
-    raw = 1/2 * max over seed documents of sim(item, doc) + 1/2 * sim(item, topic centroid)
-          - COUNTER_WEIGHT * max over counter-examples of sim(item, counter)
+    raw = (1 - w) * mean of the nearest seed documents' sims + w * sim(item, topic centroid)
+          - COUNTER_WEIGHT * nearest counter-example's sim
 
-where sim mixes a dense cosine (IDF-weighted mean of static word vectors, doc and best passage)
-with a BM25 cosine over stems. The raw value is turned into a z-score against how ordinary news
-scores on the same topic (the shipped background sample, then the observed stream), and the z
-into 0..1 with a fixed logistic, so the shipped threshold means "this far above ordinary news"
-whatever the number of seeds.
+where the centroid weights words that several seeds share, and w grows with the number of
+seeds. Once the classifier has seen a stream (observe), the stream items that stand far above
+ordinary news join the centroid as pseudo-examples (pseudo-relevance feedback), fewer as the
+analyst's own seeds grow. Calibration is in the constants below.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from seedwatch.classify.seeds import SeedDoc, SeedSet, Topic
+from seedwatch.classify.seeds import SeedSet, Topic
 from seedwatch.classify.static import StaticTable, load_table
+from seedwatch.classify.text import CYRILLIC as _CYRILLIC
 from seedwatch.classify.text import STOP_EN, STOP_RU, stems, words
 from seedwatch.errors import SeedError
 from seedwatch.types import Score
@@ -35,21 +37,29 @@ Vec = npt.NDArray[np.float32]
 
 BACKENDS = ("lexical", "words")
 DEFAULT_THRESHOLD = 0.5
-# z (in background spreads above the background median) that maps to score 0.5, and the
-# logistic slope; fixed constants so that the score means the same for every seed set.
-Z_MID = 1.0
-Z_SLOPE = 1.2
+# Calibration. z = (raw - median of ordinary news) / its lower-half spread; the anchor is the
+# median z of the ANCHOR_TOP best-matching items seen (at least ANCHOR_MIN); u = z / anchor is
+# 0 for ordinary news and about 1 for a typical clear match, and score = logistic(u) with 0.5
+# at U_MID. Fixed constants: the same threshold means the same for every seed set.
+ANCHOR_TOP = 20
+ANCHOR_MIN = 4.0
+U_MID = 0.3
+U_SLOPE = 8.0
 DENSE_WEIGHT = 0.3  # share of the dense cosine in sim when both sides have word vectors
 COUNTER_WEIGHT = 0.5
 PASSAGE_WEIGHT = 0.5  # share of the best passage (vs the whole document) in a document's sim
-CENTROID_WEIGHT = 1.0  # share of the topic centroid (vs the nearest document) in raw
+CENTROID_WEIGHT = 0.8  # share of the topic centroid (vs the nearest document) in raw
 TITLE_REPEAT = 2
+CENTROID_HALF = 2.5  # seeds beyond two at which the centroid gets half of CENTROID_WEIGHT
 CONSENSUS = 1.0
+PRF_DOCS = 40  # stream items taken as pseudo-examples at most
+PRF_PER_SEED = 2  # pseudo-examples fewer for each seed the analyst gave
+PRF_Z = 2.0  # how far above ordinary news (in spreads) a stream item must be to be taken
 KNN = 3  # nearest seed documents averaged (at most a third of them)
 K1 = 1.2
 MIN_SPREAD = 0.01
 STREAM_CAP = 2000  # observed items kept for calibration
-REFIT_EVERY = 500
+REFIT_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -61,14 +71,71 @@ class Features:
     surface: dict[str, str]  # stem -> first surface word, for explanations
 
 
-@dataclass
-class _Part:
-    """A seed document (or the centroid) prepared for fast scoring."""
+class _Block:
+    """Documents stacked for one pass: row 0 of each document is the whole text, then its
+    passages. Term weights are kept by column (stem), so memory grows with the seeds' words,
+    not with documents x vocabulary."""
 
-    name: str
-    passages: tuple[str, ...]
-    lex: Vec  # (1 + n_passages, n_cols): row 0 the whole document
-    dense: Vec | None  # (1 + n_passages, dims)
+    def __init__(
+        self,
+        names: Sequence[str],
+        passages: Sequence[tuple[str, ...]],
+        rows: Sequence[Sequence[Features]],
+        vocab: dict[str, int],
+    ) -> None:
+        self.names = list(names)
+        self.passages = list(passages)
+        flat = [f for doc in rows for f in doc]
+        self.n_rows = len(flat)
+        self.starts = np.cumsum([0] + [len(doc) for doc in rows[:-1]]).astype(np.int64)
+        self.sizes = np.array([len(doc) for doc in rows], dtype=np.int64)
+        cols: list[list[tuple[int, float]]] = [[] for _ in vocab]
+        for r, f in enumerate(flat):
+            for stem, v in f.lex.items():
+                cols[vocab[stem]].append((r, v))
+        self.ptr = np.cumsum([0] + [len(c) for c in cols]).astype(np.int64)
+        self.row = np.array([r for c in cols for r, _ in c], dtype=np.int64)
+        self.val = np.array([v for c in cols for _, v in c], dtype=np.float32)
+        dims = next((f.dense.shape[0] for f in flat if f.dense is not None), 0)
+        self.dense: Vec | None = None
+        self.has_dense = np.zeros(self.n_rows, dtype=bool)
+        if dims:
+            self.dense = np.zeros((self.n_rows, dims), dtype=np.float32)
+            for r, f in enumerate(flat):
+                if f.dense is not None:
+                    self.dense[r] = f.dense
+                    self.has_dense[r] = True
+
+    def row_sims(self, f: Features, idx: npt.NDArray[np.int64], val: Vec) -> Vec:
+        """sim of the item to every row."""
+        lex = np.zeros(self.n_rows, dtype=np.float32)
+        for c, v in zip(idx.tolist(), val.tolist(), strict=True):
+            a, b = self.ptr[c], self.ptr[c + 1]
+            lex[self.row[a:b]] += self.val[a:b] * v
+        if self.dense is None or f.dense is None:
+            return lex
+        mixed = DENSE_WEIGHT * (self.dense @ f.dense) + (1 - DENSE_WEIGHT) * lex
+        return np.where(self.has_dense, mixed, lex).astype(np.float32)
+
+    def doc_sims(self, sims: Vec) -> Vec:
+        """Per document: the whole text blended with its best passage."""
+        whole = sims[self.starts]
+        best = whole.copy()
+        multi = self.sizes > 1
+        if multi.any():
+            first = self.starts[multi] + 1
+            end = self.starts[multi] + self.sizes[multi]
+            # reduceat over [first, end) pairs; the odd results (end..next first) are dropped.
+            bounds = np.empty(2 * len(first), dtype=np.int64)
+            bounds[0::2], bounds[1::2] = first, end
+            padded = np.append(sims, np.float32(0.0))
+            best[multi] = np.maximum.reduceat(padded, bounds)[0::2]
+        return ((1 - PASSAGE_WEIGHT) * whole + PASSAGE_WEIGHT * best).astype(np.float32)
+
+    def best_passage(self, sims: Vec, doc: int) -> int:
+        a = int(self.starts[doc])
+        size = int(self.sizes[doc])
+        return int(np.argmax(sims[a + 1 : a + size])) if size > 1 else -1
 
 
 class _Stats:
@@ -84,11 +151,22 @@ class _Stats:
                     self.prior[s] = max(self.prior.get(s, 0.0), d)
         self.stream: Counter[str] = Counter()
         self.stream_n = 0
+        self.stream_n_cyr = 0  # stream documents with Cyrillic words
+
+    def add(self, doc_stems: set[str]) -> None:
+        self.stream.update(doc_stems)
+        self.stream_n += 1
+        if any(_CYRILLIC.search(s) for s in doc_stems):
+            self.stream_n_cyr += 1
 
     def idf(self, stem: str) -> float:
-        n = self.prior_n + self.stream_n
+        # The prior is English; a Russian word is rare or common among Russian texts only.
+        if _CYRILLIC.search(stem):
+            n = float(self.stream_n_cyr)
+        else:
+            n = self.prior_n + self.stream_n - self.stream_n_cyr
         d = self.prior.get(stem, 0.0) + self.stream.get(stem, 0)
-        return math.log((n + 1.0) / (d + 0.5)) if n else 1.0
+        return math.log((n + 1.0) / (d + 0.5)) if n > 0 else 1.0
 
 
 class Classifier:
@@ -128,6 +206,22 @@ class Classifier:
             backend=backend,
             table=table,
         )
+
+    def rebuild(self, seeds: SeedSet, *, threshold: float | None = None) -> Classifier:
+        """A classifier for edited seeds that keeps what this one learned from the stream."""
+        new = Classifier.__new__(Classifier)
+        new.seeds = seeds
+        new.threshold = self.threshold if threshold is None else threshold
+        new.backend = self.backend
+        new._table = self._table
+        new._stats = self._stats
+        new._stream_texts = list(self._stream_texts)
+        new._since_refit = 0
+        new._background = self._background
+        new._widf = None
+        new._word_df = Counter(self._word_df)
+        new._fit()
+        return new
 
     # -- features -------------------------------------------------------------------------
 
@@ -181,10 +275,24 @@ class Classifier:
             if len(self._stream_texts) >= 200
             else (self._background + self._stream_texts)
         )
-        self._topics = [_TopicModel(t, self) for t in self.seeds.topics]
         feats = [self.features(t, x) for t, x in pool]
-        for tm in self._topics:
-            tm.calibrate(feats)
+        topics: list[_TopicModel] = []
+        for topic in self.seeds.topics:
+            tm = _TopicModel(topic, self)
+            raws = tm.calibrate(feats)
+            if pool is self._stream_texts and PRF_DOCS:
+                # Pseudo-relevance feedback: the stream items far above ordinary news are
+                # taken as extra examples for the topic centroid (never as nearest seed).
+                z = (raws - tm.mid) / tm.spread
+                # They stand in for examples the analyst has not given: fewer as seeds grow.
+                wanted = max(0, PRF_DOCS - PRF_PER_SEED * len(topic.seeds))
+                top = [int(i) for i in np.argsort(-z)[:wanted] if z[i] >= PRF_Z]
+                if top:
+                    tm = _TopicModel(topic, self, pseudo=[feats[i] for i in top])
+                    tm.calibrate(feats)
+            topics.append(tm)
+        # One assignment: a score() running meanwhile sees the old models or the new ones.
+        self._topics = topics
 
     def observe(self, title: str, text: str) -> None:
         """Learn document frequencies and the background score spread from the stream."""
@@ -203,8 +311,7 @@ class Classifier:
 
     def _observe(self, title: str, text: str) -> None:
         toks = words(title) + words(text)
-        self._stats.stream.update(set(_stem_pairs(toks)[1]))
-        self._stats.stream_n += 1
+        self._stats.add(set(_stem_pairs(toks)[1]))
         self._word_df.update(set(toks))
         self._stream_texts.append((title, text))
         if len(self._stream_texts) > STREAM_CAP:
@@ -230,62 +337,60 @@ def _stem_pairs(toks: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 class _TopicModel:
-    def __init__(self, topic: Topic, clf: Classifier) -> None:
+    def __init__(self, topic: Topic, clf: Classifier, pseudo: Sequence[Features] = ()) -> None:
         self.name = topic.name
         docs = [
-            (d, clf.features("", d.text), [clf.features("", p) for p in d.passages])
+            [clf.features("", d.text), *(clf.features("", p) for p in d.passages)]
             for d in topic.seeds
         ]
         counters = [
-            (d, clf.features("", d.text), [clf.features("", p) for p in d.passages])
+            [clf.features("", d.text), *(clf.features("", p) for p in d.passages)]
             for d in topic.counter
         ]
         vocab: dict[str, int] = {}
-        for _, whole, parts in docs + counters:
-            for f in [whole, *parts]:
-                for s in f.lex:
-                    vocab.setdefault(s, len(vocab))
+        for f in [f for doc in docs + counters for f in doc] + list(pseudo):
+            for stem in f.lex:
+                vocab.setdefault(stem, len(vocab))
         self.vocab = vocab
-        self.parts = [self._part(d, whole, parts) for d, whole, parts in docs]
-        self.counter = [self._part(d, whole, parts) for d, whole, parts in counters]
-        self.centroid = self._centroid([whole for _, whole, _ in docs])
+        self.docs = _Block(
+            [d.name for d in topic.seeds], [d.passages for d in topic.seeds], docs, vocab
+        )
+        self.counter = (
+            _Block(
+                [d.name for d in topic.counter],
+                [d.passages for d in topic.counter],
+                counters,
+                vocab,
+            )
+            if counters
+            else None
+        )
+        self.centroid = self._centroid([doc[0] for doc in docs] + list(pseudo))
+        self.n_docs = len(docs) + len(pseudo)
         self.mid = 0.0
         self.spread = 1.0
+        self.anchor = ANCHOR_MIN
 
-    def _lex_rows(self, feats: Sequence[Features]) -> Vec:
-        m = np.zeros((len(feats), len(self.vocab)), dtype=np.float32)
-        for r, f in enumerate(feats):
-            for s, v in f.lex.items():
-                m[r, self.vocab[s]] = v
-        return m
-
-    def _dense_rows(self, feats: Sequence[Features]) -> Vec | None:
-        if feats[0].dense is None:
-            return None
-        dims = feats[0].dense.shape[0]
-        return np.stack(
-            [f.dense if f.dense is not None else np.zeros(dims, np.float32) for f in feats]
-        )
-
-    def _part(self, doc: SeedDoc, whole: Features, parts: list[Features]) -> _Part:
-        feats = [whole, *parts]
-        return _Part(doc.name, doc.passages, self._lex_rows(feats), self._dense_rows(feats))
-
-    def _centroid(self, wholes: list[Features]) -> _Part | None:
+    def _centroid(self, wholes: list[Features]) -> _Block | None:
         if len(wholes) < 2:
             return None
-        rows = self._lex_rows(wholes)
+        rows = np.zeros((len(wholes), len(self.vocab)), dtype=np.float32)
+        for r, f in enumerate(wholes):
+            for stem, v in f.lex.items():
+                rows[r, self.vocab[stem]] = v
         # Words several seeds share say what the topic is; a word of one seed says what that
         # seed's own event was.
-        share = (rows > 0).mean(axis=0, keepdims=True) ** CONSENSUS
-        lex = rows.mean(axis=0, keepdims=True) * share
+        share = (rows > 0).mean(axis=0) ** CONSENSUS
+        lex = rows.mean(axis=0) * share
         lex /= max(float(np.linalg.norm(lex)), 1e-9)
         dense_list = [f.dense for f in wholes if f.dense is not None]
         dense = None
         if dense_list:
-            d = np.mean(dense_list, axis=0, keepdims=True).astype(np.float32)
+            d = np.mean(dense_list, axis=0).astype(np.float32)
             dense = d / max(float(np.linalg.norm(d)), 1e-9)
-        return _Part("", (), lex, dense)
+        inv = {i: stem for stem, i in self.vocab.items()}
+        feat = Features({inv[int(i)]: float(lex[i]) for i in np.flatnonzero(lex)}, dense, {})
+        return _Block([""], [()], [[feat]], self.vocab)
 
     def _item_lex(self, f: Features) -> tuple[npt.NDArray[np.int64], Vec]:
         cols = [(self.vocab[s], v) for s, v in f.lex.items() if s in self.vocab]
@@ -294,77 +399,71 @@ class _TopicModel:
         idx, val = zip(*cols, strict=True)
         return np.array(idx, np.int64), np.array(val, np.float32)
 
-    @staticmethod
-    def _sims(part: _Part, f: Features, idx: npt.NDArray[np.int64], val: Vec) -> Vec:
-        """sim of the item to each row of ``part`` (row 0: whole document)."""
-        lex = part.lex[:, idx] @ val if len(idx) else np.zeros(part.lex.shape[0], np.float32)
-        if part.dense is None or f.dense is None:
-            return lex.astype(np.float32)
-        dense = part.dense @ f.dense
-        has = np.abs(part.dense).sum(axis=1) > 0
-        mixed = DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * lex
-        return np.where(has, mixed, lex).astype(np.float32)
-
-    @staticmethod
-    def _doc_sim(sims: Vec) -> tuple[float, int]:
-        if sims.shape[0] == 1:
-            return float(sims[0]), -1
-        best = int(np.argmax(sims[1:]))
-        return (
-            (1 - PASSAGE_WEIGHT) * float(sims[0]) + PASSAGE_WEIGHT * float(sims[1 + best]),
-            best,
-        )
-
-    def raw(self, f: Features) -> tuple[float, int, int]:
-        """(raw similarity, index of the nearest seed document, its nearest passage)."""
+    def raw(self, f: Features) -> tuple[float, int, Vec]:
+        """(raw similarity, index of the nearest seed document, the item's row sims)."""
         idx, val = self._item_lex(f)
-        sims = [self._doc_sim(self._sims(part, f, idx, val)) for part in self.parts]
-        order = sorted(range(len(sims)), key=lambda i: -sims[i][0])
-        best_doc, best_pass = order[0], sims[order[0]][1]
-        top = order[: max(1, min(KNN, len(order) // 3))]
-        value = sum(sims[i][0] for i in top) / len(top)
+        rows = self.docs.row_sims(f, idx, val)
+        sims = self.docs.doc_sims(rows)
+        n = len(sims)
+        k = max(1, min(KNN, n // 3))
+        top = np.argpartition(-sims, k - 1)[:k] if n > k else np.arange(n)
+        best_doc = int(np.argmax(sims))
+        value = float(sims[top].mean())
         if self.centroid is not None:
             # A centroid of two unlike documents is neither; it earns weight with numbers.
-            n = len(self.parts)
-            w = CENTROID_WEIGHT * max(0, n - 2) / (n + 3)
-            value = (1 - w) * value + w * float(self._sims(self.centroid, f, idx, val)[0])
-        if self.counter:
-            neg = max(self._doc_sim(self._sims(p, f, idx, val))[0] for p in self.counter)
+            w = CENTROID_WEIGHT * max(0, self.n_docs - 2) / (self.n_docs - 2 + CENTROID_HALF)
+            c = float(self.centroid.row_sims(f, idx, val)[0])
+            value = (1 - w) * value + w * c
+        if self.counter is not None:
+            neg = float(self.counter.doc_sims(self.counter.row_sims(f, idx, val)).max())
             value -= COUNTER_WEIGHT * max(0.0, neg)
-        return value, best_doc, best_pass
+        return value, best_doc, rows
 
-    def calibrate(self, background: Sequence[Features]) -> None:
+    def calibrate(self, background: Sequence[Features]) -> npt.NDArray[np.float64]:
+        """Fit mid and spread to ``background``; returns its raw similarities."""
+        raws = np.array([self.raw(f)[0] for f in background], dtype=np.float64)
         if not background:
-            return
-        raws = np.array([self.raw(f)[0] for f in background])
+            return raws
         self.mid = float(np.median(raws))
         # The lower half of the spread: relevant items sit in the upper tail of a stream and
         # would inflate any two-sided measure.
         self.spread = max(MIN_SPREAD, self.mid - float(np.quantile(raws, 0.16)))
+        # The second anchor: how far the best-matching items of the stream stand out. How
+        # far apart the two sit differs by language and seed count; scoring relative to
+        # both keeps the threshold's meaning. A floor keeps a stream without any relevant
+        # item from pulling the bar down to its own noise.
+        z = np.sort((raws - self.mid) / self.spread)[::-1]
+        self.anchor = max(ANCHOR_MIN, float(np.median(z[:ANCHOR_TOP])))
+        return raws
 
     def score(self, f: Features, threshold: float) -> Score:
-        raw, doc_i, pass_i = self.raw(f)
-        z = (raw - self.mid) / self.spread
-        value = 1.0 / (1.0 + math.exp(-Z_SLOPE * (z - Z_MID)))
-        part = self.parts[doc_i]
-        passage = (
-            part.passages[pass_i] if pass_i >= 0 else (part.passages[0] if part.passages else None)
-        )
+        raw, doc_i, rows = self.raw(f)
+        u = (raw - self.mid) / self.spread / self.anchor
+        value = 1.0 / (1.0 + math.exp(-U_SLOPE * (u - U_MID)))
+        passages = self.docs.passages[doc_i]
+        pass_i = self.docs.best_passage(rows, doc_i)
+        passage = passages[pass_i] if pass_i >= 0 else (passages[0] if passages else None)
+        value = round(value, 6)
         return Score(
-            score=round(value, 6),
+            score=value,
             topic=self.name,
             relevant=value >= threshold,
-            nearest_seed=part.name,
+            nearest_seed=self.docs.names[doc_i],
             passage=passage,
-            terms=self._terms(f, part),
+            terms=self._terms(f, doc_i),
         )
 
-    def _terms(self, f: Features, part: _Part, top: int = 6) -> tuple[str, ...]:
-        row = part.lex[0]
-        contrib = [
-            (v * float(row[self.vocab[s]]), s)
-            for s, v in f.lex.items()
-            if s in self.vocab and row[self.vocab[s]] > 0
-        ]
+    def _terms(self, f: Features, doc: int, top: int = 6) -> tuple[str, ...]:
+        """The item's words that carried most of the overlap with seed document ``doc``."""
+        row = int(self.docs.starts[doc])
+        contrib = []
+        for stem, v in f.lex.items():
+            c = self.vocab.get(stem)
+            if c is None:
+                continue
+            a, b = self.docs.ptr[c], self.docs.ptr[c + 1]
+            hit = np.flatnonzero(self.docs.row[a:b] == row)
+            if hit.size:
+                contrib.append((v * float(self.docs.val[a + hit[0]]), stem))
         contrib.sort(reverse=True)
         return tuple(f.surface.get(s, s) for _, s in contrib[:top])

@@ -8,7 +8,7 @@ from functools import lru_cache
 import Stemmer
 
 WORD_RE = re.compile(r"[^\W\d_](?:[^\W_]|['’\-](?=[^\W\d_]))*", re.UNICODE)
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
 # General function words; they carry no topic whatever the seeds are.
 _STOP_EN_TEXT = """
@@ -54,7 +54,7 @@ def stems(tokens: list[str]) -> list[str]:
     for w in tokens:
         if len(w) < 2 or w in STOP_EN or w in STOP_RU:
             continue
-        if _CYRILLIC.search(w):
+        if CYRILLIC.search(w):
             out.append(ru.stemWord(w.replace("ё", "е")))
         else:
             out.append(en.stemWord(w))

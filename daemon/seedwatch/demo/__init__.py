@@ -32,7 +32,7 @@ CSTO = ["ОДКБ", "Collective Security Treaty Organization"]
 
 [[rule]]
 name = "security-services"
-query = '(CIS OR CSTO) AND (security OR intelligence OR "special services" OR спецслужб* OR безопасност*)'
+query = '(CIS OR CSTO) AND (security OR intelligence OR спецслужб* OR безопасност*)'
 channels = ["jsonl", "log"]
 
 [[rule]]

@@ -173,8 +173,18 @@ def _file_column(rule: RuleConfig, path: str, query_column: int) -> int | None:
     return start + query_column
 
 
-def _marked(query: str, column: int) -> str:
-    return query[: column - 1] + "▶" + query[column - 1 :]
+def _marked(query: str, column: int, context: int = 30) -> str:
+    """The query around ``column`` with a ▶ before the offending character."""
+    at = column - 1
+    before = query[max(0, at - context) : at]
+    after = query[at : at + context]
+    return (
+        ("…" if at > context else "")
+        + before
+        + "▶"
+        + after
+        + ("…" if at + context < len(query) else "")
+    )
 
 
 def compile_rule_tree(

@@ -127,10 +127,12 @@ class Watchlist:
 
     def _entries(self, raws: set[str]) -> dict[str, _Entry]:
         cache = self._cache
-        missing = list(raws - cache.keys())
-        if not missing:
-            return {raw: cache[raw] for raw in raws}
-        entries = {raw: cache[raw] for raw in raws if raw in cache}
+        # One .get per word: another thread may clear the cache between two lookups.
+        get = cache.get
+        entries = {raw: e for raw in raws if (e := get(raw)) is not None}
+        if len(entries) == len(raws):
+            return entries
+        missing = [raw for raw in raws if raw not in entries]
         words: list[str] = []
         owners: list[tuple[int, int, int]] = []  # (index in missing, first part, last part)
         splits = [textnorm.split_raw(raw) for raw in missing]

@@ -13,16 +13,17 @@ import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from seedwatch.errors import StorageError, redact_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,16 @@ def open_database(url: str, *, upgrade: bool = True) -> Engine:
     return engine
 
 
+def _quiet_alembic() -> None:
+    # Importing alembic sets up its autogenerate plugins and logs each at INFO, on every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     """Alembic's config built in code: no alembic.ini is needed at runtime."""
+    _quiet_alembic()
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -137,9 +146,41 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def _at_head(conn: Connection) -> bool:
+    """True when the database is already at the newest revision: the usual start needs no
+    lock and no Alembic environment."""
+    _quiet_alembic()
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    if not inspect(conn).has_table("alembic_version"):
+        current: set[str] = set()
+    else:
+        current = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    conn.rollback()
+    return current == heads
+
+
 def upgrade_schema(engine: Engine, revision: str = "head") -> None:
     """Run Alembic's upgrade to ``revision``; safe when several processes start at once."""
+    _quiet_alembic()
+    from alembic.util import CommandError
+
+    try:
+        _upgrade(engine, revision)
+    except CommandError as e:  # e.g. the database is at a revision this version does not know
+        raise StorageError(f"schema upgrade failed: {str(e).splitlines()[0][:300]}") from e
+    log.info("storage: schema at %s", revision)
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
     with _UPGRADE_LOCK:
+        if revision == "head":
+            with engine.connect() as conn:
+                if _at_head(conn):
+                    return
         if engine.dialect.name == "postgresql":
             with engine.connect() as conn:
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATE_LOCK_KEY})
@@ -155,11 +196,11 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
             with _sqlite_file_lock(engine), engine.connect() as conn:
                 command.upgrade(alembic_config(conn), revision)
                 conn.commit()
-    log.debug("storage: schema at %s", revision)
 
 
 def current_revision(engine: Engine) -> str | None:
     """The schema version the database is at (None before the first upgrade)."""
+    _quiet_alembic()
     from alembic.runtime.migration import MigrationContext
 
     try:

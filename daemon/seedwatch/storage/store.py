@@ -1,8 +1,9 @@
 """Storing one feed's batch: items, stories, matches and outbox alerts in one transaction.
 
 Uniqueness is the database's job (unique constraints + ON CONFLICT DO NOTHING), so two daemons
-storing the same thing at once end with one row, never an error or a double. The reads before
-the writes only avoid work; they are not what keeps duplicates out.
+storing the same thing at once end with one row, never an error or a double. A batch is first
+planned from reads and written with multi-row INSERTs; if another writer got in between, the
+constraint fails that attempt and the batch is redone row by row with ON CONFLICT.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from seedwatch.errors import StorageError
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 STORY_WINDOW = timedelta(hours=72)
 HEADLINE_MAX = 500
+# PostgreSQL deadlock_detected and serialization_failure: two writers creating stories for
+# the same URLs in opposite orders; the retry sees the other's committed rows.
+_RETRYABLE = ("40P01", "40001")
 _ALERT_NS = uuid.UUID("6f1d8d0e-3c1b-5b7e-9a52-5eed0a7c0001")
 
 
@@ -59,102 +63,6 @@ def content_key(it: Item) -> str | None:
 def alert_id(rule: str, story_id: int, channel: str) -> str:
     """The stable id of the one alert for (rule, story, channel); receivers dedupe on it."""
     return str(uuid.uuid5(_ALERT_NS, f"{rule}\x1f{story_id}\x1f{channel}"))
-
-
-@dataclass
-class _Seen:
-    """What the batch already knows, from the database and from its own earlier items."""
-
-    keys: set[str] = field(default_factory=set)
-    urls: set[str] = field(default_factory=set)  # same feed, any time
-    hashes: set[str] = field(default_factory=set)  # same feed, within the story window
-    story_by_url: dict[str, int] = field(default_factory=dict)
-    story_by_hash: dict[str, int] = field(default_factory=dict)
-    live_stories: set[int] = field(default_factory=set)
-
-
-def _values(s: Session, stmt: Any, values: Iterable[str]) -> set[str]:
-    found: set[str] = set()
-    for part in chunks(sorted(set(values))):
-        found.update(v for (v,) in s.execute(stmt(part)).all() if v is not None)
-    return found
-
-
-def _pairs(s: Session, stmt: Any, values: Iterable[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for part in chunks(sorted(set(values))):
-        for k, sid in s.execute(stmt(part)).all():
-            if k is not None and sid is not None:
-                found.setdefault(k, int(sid))
-    return found
-
-
-def _prefetch(s: Session, feed_id: int, items: Sequence[Item], cutoff: datetime) -> _Seen:
-    i = ITEMS
-    keys = [it.key for it in items]
-    urls = [it.url for it in items if it.url]
-    hashes = [h for h in (content_key(it) for it in items) if h]
-    seen = _Seen()
-    seen.keys = _values(
-        s, lambda p: select(i.c.key).where(i.c.feed_id == feed_id, i.c.key.in_(p)), keys
-    ) | _values(
-        s,
-        lambda p: select(TOMBSTONES.c.key).where(
-            TOMBSTONES.c.feed_id == feed_id, TOMBSTONES.c.key.in_(p)
-        ),
-        keys,
-    )
-    seen.urls = _values(
-        s,
-        lambda p: select(i.c.canonical_url).where(i.c.feed_id == feed_id, i.c.canonical_url.in_(p)),
-        urls,
-    )
-    seen.hashes = _values(
-        s,
-        lambda p: select(i.c.content_hash).where(
-            i.c.feed_id == feed_id, i.c.content_hash.in_(p), i.c.fetched_at >= cutoff
-        ),
-        hashes,
-    )
-    recent = STORIES.c.last_seen_at >= cutoff
-    seen.story_by_url = _pairs(
-        s,
-        lambda p: select(STORIES.c.canonical_url, STORIES.c.id).where(
-            STORIES.c.canonical_url.in_(p)
-        ),
-        urls,
-    )
-    for k, v in _pairs(
-        s,
-        lambda p: (
-            select(i.c.canonical_url, i.c.story_id)
-            .join(STORIES, STORIES.c.id == i.c.story_id)
-            .where(i.c.canonical_url.in_(p), recent)
-            .order_by(i.c.id)
-        ),
-        urls,
-    ).items():
-        seen.story_by_url.setdefault(k, v)
-    seen.story_by_hash = _pairs(
-        s,
-        lambda p: (
-            select(i.c.content_hash, i.c.story_id)
-            .join(STORIES, STORIES.c.id == i.c.story_id)
-            .where(i.c.content_hash.in_(p), recent)
-            .order_by(i.c.id)
-        ),
-        hashes,
-    )
-    return seen
-
-
-def _story_exists(s: Session, seen: _Seen, story_id: int) -> bool:
-    if story_id in seen.live_stories:
-        return True
-    if s.execute(select(STORIES.c.id).where(STORIES.c.id == story_id)).first() is None:
-        return False
-    seen.live_stories.add(story_id)
-    return True
 
 
 @dataclass(frozen=True)
@@ -203,31 +111,6 @@ def _stmts(dialect: str) -> _Stmts:
     )
 
 
-def _new_story(conn: Connection, st: _Stmts, item: Item, now: datetime) -> tuple[int, bool]:
-    """A story for ``item``: a new one (size 1), or the one another writer just made for its
-    URL (then False)."""
-    sid = conn.execute(
-        st.story,
-        {
-            "headline": (item.title or item.url or "(untitled)")[:HEADLINE_MAX],
-            "first_seen_at": now,
-            "last_seen_at": now,
-            "size": 1,
-            "outlets": 1,
-            "canonical_url": item.url,
-            "content_hash": item.content_hash,
-        },
-    ).scalar_one_or_none()
-    if sid is not None:
-        return int(sid), True
-    existing = conn.execute(
-        select(STORIES.c.id).where(STORIES.c.canonical_url == item.url)
-    ).scalar()
-    if existing is None:  # pragma: no cover - the conflicting story vanished in between
-        raise RuntimeError("story insert conflicted but no story holds the URL")
-    return int(existing), False
-
-
 def _item_values(feed_id: int, p: ProcessedItem, now: datetime, story_id: int) -> dict[str, Any]:
     it, sc = p.item, p.score
     return {
@@ -256,36 +139,263 @@ def _item_values(feed_id: int, p: ProcessedItem, now: datetime, story_id: int) -
     }
 
 
-def _is_duplicate(seen: _Seen, it: Item) -> bool:
-    return (
-        it.key in seen.keys
-        or (it.url is not None and it.url in seen.urls)
-        or content_key(it) in seen.hashes
-    )
-
-
-def _remember(seen: _Seen, it: Item, story_id: int) -> None:
-    seen.keys.add(it.key)
-    h = content_key(it)
-    if h:
-        seen.hashes.add(h)
-        seen.story_by_hash.setdefault(h, story_id)
-    if it.url:
-        seen.urls.add(it.url)
-        seen.story_by_url.setdefault(it.url, story_id)
-    seen.live_stories.add(story_id)
-
-
-def _story_values(item: Item, now: datetime) -> dict[str, Any]:
+def _story_values(item: Item, url: str | None, now: datetime) -> dict[str, Any]:
     return {
         "headline": (item.title or item.url or "(untitled)")[:HEADLINE_MAX],
         "first_seen_at": now,
         "last_seen_at": now,
         "size": 1,
         "outlets": 1,
-        "canonical_url": item.url,
+        "canonical_url": url,
         "content_hash": item.content_hash,
     }
+
+
+@dataclass
+class _Seen:
+    """What planning a batch knows, from the database and from the batch's earlier items."""
+
+    keys: set[str] = field(default_factory=set)  # this feed's keys and tombstones
+    contents: set[tuple[str | None, str]] = field(default_factory=set)  # this feed's (url, hash)
+    copies: set[tuple[str, str]] = field(default_factory=set)  # any feed's (url, hash)
+    urls: set[str] = field(default_factory=set)  # this feed's URLs, any time
+    story_by_url: dict[str, int] = field(default_factory=dict)
+    story_by_hash: dict[str, int] = field(default_factory=dict)  # within the window
+    live_stories: set[int] = field(default_factory=set)
+
+
+def _rows(s: Session, stmt: Callable[[list[str]], Any], values: Iterable[str]) -> list[Any]:
+    out: list[Any] = []
+    for part in chunks(sorted(set(values))):
+        out.extend(s.execute(stmt(part)).all())
+    return out
+
+
+def _prefetch(s: Session, feed_id: int, items: Sequence[Item], cutoff: datetime) -> _Seen:
+    i = ITEMS
+    keys = [it.key for it in items]
+    urls = [it.url for it in items if it.url]
+    hashes = [it.content_hash for it in items if _has_content(it)]
+    seen = _Seen()
+    in_feed = i.c.feed_id == feed_id
+    seen.keys = {
+        r[0] for r in _rows(s, lambda p: select(i.c.key).where(in_feed, i.c.key.in_(p)), keys)
+    }
+    seen.keys |= {
+        r[0]
+        for r in _rows(
+            s,
+            lambda p: select(TOMBSTONES.c.key).where(
+                TOMBSTONES.c.feed_id == feed_id, TOMBSTONES.c.key.in_(p)
+            ),
+            keys,
+        )
+    }
+    seen.contents = {
+        (r[0], r[1])
+        for r in _rows(
+            s,
+            lambda p: select(i.c.canonical_url, i.c.content_hash).where(
+                in_feed, i.c.content_hash.in_(p)
+            ),
+            hashes,
+        )
+    }
+    # The same page (URL and content) carried by another feed is the same article: an exact
+    # duplicate, not a second report of the story.
+    seen.copies = {
+        (r[0], r[1])
+        for r in _rows(
+            s,
+            lambda p: select(i.c.canonical_url, i.c.content_hash).where(
+                i.c.canonical_url.in_(p)
+            ),
+            urls,
+        )
+    }
+    seen.urls = {
+        r[0]
+        for r in _rows(
+            s, lambda p: select(i.c.canonical_url).where(in_feed, i.c.canonical_url.in_(p)), urls
+        )
+    }
+    recent = STORIES.c.last_seen_at >= cutoff
+    for url, sid in _rows(
+        s,
+        lambda p: select(STORIES.c.canonical_url, STORIES.c.id).where(
+            STORIES.c.canonical_url.in_(p)
+        ),
+        urls,
+    ):
+        seen.story_by_url.setdefault(url, int(sid))
+    for url, sid in _rows(
+        s,
+        lambda p: (
+            select(i.c.canonical_url, i.c.story_id)
+            .join(STORIES, STORIES.c.id == i.c.story_id)
+            .where(i.c.canonical_url.in_(p), recent)
+            .order_by(i.c.id)
+        ),
+        urls,
+    ):
+        seen.story_by_url.setdefault(url, int(sid))
+    strong = [h for h in (content_key(it) for it in items) if h]
+    for h, sid in _rows(
+        s,
+        lambda p: (
+            select(i.c.content_hash, i.c.story_id)
+            .join(STORIES, STORIES.c.id == i.c.story_id)
+            .where(i.c.content_hash.in_(p), recent)
+            .order_by(i.c.id)
+        ),
+        strong,
+    ):
+        seen.story_by_hash.setdefault(h, int(sid))
+    return seen
+
+
+def _story_exists(s: Session, seen: _Seen, story_id: int) -> bool:
+    if story_id in seen.live_stories:
+        return True
+    if s.execute(select(STORIES.c.id).where(STORIES.c.id == story_id)).first() is None:
+        return False
+    seen.live_stories.add(story_id)
+    return True
+
+
+def _has_content(it: Item) -> bool:
+    return bool(it.title.strip() or it.text.strip())
+
+
+def _is_duplicate(seen: _Seen, it: Item) -> bool:
+    """Same key (GUID), a tombstone of it, or the same URL with the same non-empty content
+    (a feed that changes GUIDs on every fetch): the rule normalize_feed applies within one
+    document, applied across fetches."""
+    if it.key in seen.keys:
+        return True
+    if it.url and _has_content(it) and (it.url, it.content_hash) in seen.copies:
+        return True
+    return _has_content(it) and (it.url, it.content_hash) in seen.contents
+
+
+@dataclass
+class _Planned:
+    p: ProcessedItem
+    ref: int  # >= 0: an existing story id; < 0: new_stories[-ref - 1]
+
+
+@dataclass
+class _Plan:
+    items: list[_Planned] = field(default_factory=list)
+    new_stories: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
+
+
+def _plan(
+    s: Session,
+    feed_id: int,
+    batch: Sequence[ProcessedItem],
+    now: datetime,
+    story_lookup: Callable[[Item], int | None] | None,
+    window: timedelta,
+) -> _Plan:
+    """Decide, from reads only, which items are new and which story each joins."""
+    seen = _prefetch(s, feed_id, [p.item for p in batch], now - window)
+    plan = _Plan()
+    for p in batch:
+        it = p.item
+        if _is_duplicate(seen, it):
+            plan.duplicates += 1
+            continue
+        # A URL this feed already used for other content (comment pages, "now" pages, a
+        # homepage link on every entry) says nothing about the story.
+        url = it.url if it.url and it.url not in seen.urls else None
+        strong = content_key(it)
+        ref: int | None = None
+        if story_lookup is not None:
+            found = story_lookup(it)
+            if found is not None and _story_exists(s, seen, found):
+                ref = found
+        if ref is None and url:
+            ref = seen.story_by_url.get(url)
+        if ref is None and strong:
+            ref = seen.story_by_hash.get(strong)
+        if ref is None:
+            plan.new_stories.append(_story_values(it, url, now))
+            ref = -len(plan.new_stories)
+        seen.keys.add(it.key)
+        if _has_content(it):
+            seen.contents.add((it.url, it.content_hash))
+            if it.url:
+                seen.copies.add((it.url, it.content_hash))
+        if it.url:
+            seen.urls.add(it.url)
+        if url:
+            seen.story_by_url.setdefault(url, ref)
+        if strong:
+            seen.story_by_hash.setdefault(strong, ref)
+        plan.items.append(_Planned(p, ref))
+    return plan
+
+
+def _alert_rows(
+    p: ProcessedItem,
+    item_id: int,
+    story_id: int,
+    now: datetime,
+    not_before: Callable[[str, str], datetime] | None,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for m in p.matches:
+        for channel in dict.fromkeys(m.channels):
+            rows.append(
+                {
+                    "id": alert_id(m.rule, story_id, channel),
+                    "kind": "match",
+                    "rule": m.rule,
+                    "channel": channel,
+                    "item_id": item_id,
+                    "story_id": story_id,
+                    "dedupe_key": None,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": not_before(m.rule, channel) if not_before else now,
+                    "created_at": now,
+                }
+            )
+    return rows
+
+
+def _match_rows(p: ProcessedItem, item_id: int) -> list[dict[str, Any]]:
+    by_rule = {m.rule: m for m in p.matches}
+    return [{"item_id": item_id, "rule": m.rule, "terms": list(m.terms)} for m in by_rule.values()]
+
+
+def _finish(
+    conn: Connection,
+    st: _Stmts,
+    stored: list[tuple[ProcessedItem, int, int]],
+    created: set[int],
+    now: datetime,
+    not_before: Callable[[str, str], datetime] | None,
+) -> tuple[str, ...]:
+    """Matches, outbox rows and story counts for the items stored; returns new alert ids."""
+    matches = [row for p, item_id, _ in stored for row in _match_rows(p, item_id)]
+    if matches:
+        conn.execute(st.match, matches)
+    alerts: list[str] = []
+    for p, item_id, sid in stored:
+        for row in _alert_rows(p, item_id, sid, now, not_before):
+            # One alert per (rule, story, channel): a later item of the story adds nothing.
+            got = conn.execute(st.alert, row).scalar_one_or_none()
+            if got is not None:
+                alerts.append(str(got))
+    per_story = Counter(sid for _, _, sid in stored)
+    # A story made here with its one item has the right counts (1, 1) already.
+    grown = sorted(sid for sid, n in per_story.items() if sid not in created or n > 1)
+    if grown:
+        conn.execute(st.refresh, [{"sid": sid, "now": now} for sid in grown])
+    return tuple(alerts)
 
 
 def _store_bulk(
@@ -299,95 +409,37 @@ def _store_bulk(
 ) -> StoreOutcome:
     """The usual case in a few multi-row statements: plain INSERTs that fail (and send the
     caller to the row-by-row path) if another writer got there first."""
-    seen = _prefetch(s, feed_id, [p.item for p in batch], now - window)
+    plan = _plan(s, feed_id, batch, now, story_lookup, window)
+    if not plan.items:
+        return StoreOutcome(duplicates=plan.duplicates)
     conn = s.connection()
     st = _stmts(conn.dialect.name)
-    duplicates = 0
-    keep: list[ProcessedItem] = []
-    refs: list[int] = []  # >= 0: an existing story id; < 0: -(index into new_stories) - 1
-    new_stories: list[dict[str, Any]] = []
-    pending_url: dict[str, int] = {}
-    pending_hash: dict[str, int] = {}
-    for p in batch:
-        it = p.item
-        if _is_duplicate(seen, it):
-            duplicates += 1
-            continue
-        ref: int | None = None
-        if story_lookup is not None:
-            found = story_lookup(it)
-            if found is not None and _story_exists(s, seen, found):
-                ref = found
-        if ref is None and it.url:
-            ref = seen.story_by_url.get(it.url, pending_url.get(it.url))
-        h = content_key(it)
-        if ref is None and h:
-            ref = seen.story_by_hash.get(h, pending_hash.get(h))
-        if ref is None:
-            new_stories.append(_story_values(it, now))
-            ref = -len(new_stories)
-            if it.url:
-                pending_url[it.url] = ref
-            if h:
-                pending_hash[h] = ref
-        seen.keys.add(it.key)
-        if h:
-            seen.hashes.add(h)
-        if it.url:
-            seen.urls.add(it.url)
-        keep.append(p)
-        refs.append(ref)
-    if not keep:
-        return StoreOutcome(duplicates=duplicates)
     story_ids: list[int] = []
-    if new_stories:
-        story_ids = [int(r[0]) for r in conn.execute(st.bulk_story, new_stories).all()]
-    resolved = [r if r >= 0 else story_ids[-r - 1] for r in refs]
-    item_ids = [
-        int(r[0])
-        for r in conn.execute(
-            st.bulk_item,
-            [_item_values(feed_id, p, now, sid) for p, sid in zip(keep, resolved, strict=True)],
-        ).all()
-    ]
-    match_rows: list[dict[str, Any]] = []
-    alert_rows: list[dict[str, Any]] = []
-    for p, item_id, sid in zip(keep, item_ids, resolved, strict=True):
-        for m in {m.rule: m for m in p.matches}.values():
-            match_rows.append({"item_id": item_id, "rule": m.rule, "terms": list(m.terms)})
-        for m in p.matches:
-            for channel in dict.fromkeys(m.channels):
-                alert_rows.append(
-                    {
-                        "id": alert_id(m.rule, sid, channel),
-                        "kind": "match",
-                        "rule": m.rule,
-                        "channel": channel,
-                        "item_id": item_id,
-                        "story_id": sid,
-                        "dedupe_key": None,
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": not_before(m.rule, channel) if not_before else now,
-                        "created_at": now,
-                    }
-                )
-    if match_rows:
-        conn.execute(st.bulk_match, match_rows)
-    alerts: list[str] = []
-    for row in alert_rows:  # few; ON CONFLICT tells which ones are new
-        got = conn.execute(st.alert, row).scalar_one_or_none()
-        if got is not None:
-            alerts.append(str(got))
-    per_story = Counter(resolved)
-    # An existing story gained items; a new one holding more than this batch's one item too.
-    grown = sorted({r for r in refs if r >= 0} | {sid for sid, n in per_story.items() if n > 1})
-    if grown:
-        conn.execute(st.refresh, [{"sid": sid, "now": now} for sid in grown])
-    return StoreOutcome(new_items=tuple(item_ids), duplicates=duplicates, alerts=tuple(alerts))
+    if plan.new_stories:
+        story_ids = [int(r[0]) for r in conn.execute(st.bulk_story, plan.new_stories).all()]
+    sids = [pl.ref if pl.ref >= 0 else story_ids[-pl.ref - 1] for pl in plan.items]
+    rows = [_item_values(feed_id, pl.p, now, sid) for pl, sid in zip(plan.items, sids, strict=True)]
+    item_ids = [int(r[0]) for r in conn.execute(st.bulk_item, rows).all()]
+    stored = [(pl.p, iid, sid) for pl, iid, sid in zip(plan.items, item_ids, sids, strict=True)]
+    alerts = _finish(conn, st, stored, set(story_ids), now, not_before)
+    return StoreOutcome(new_items=tuple(item_ids), duplicates=plan.duplicates, alerts=alerts)
 
 
-def _store(
+def _new_story(conn: Connection, st: _Stmts, values: dict[str, Any]) -> tuple[int, bool]:
+    """A story from ``values``: a new one, or the one another writer just made for its URL
+    (then False)."""
+    sid = conn.execute(st.story, values).scalar_one_or_none()
+    if sid is not None:
+        return int(sid), True
+    existing = conn.execute(
+        select(STORIES.c.id).where(STORIES.c.canonical_url == values["canonical_url"])
+    ).scalar()
+    if existing is None:  # pragma: no cover - the conflicting story vanished in between
+        raise RuntimeError("story insert conflicted but no story holds the URL")
+    return int(existing), False
+
+
+def _store_rows(
     s: Session,
     feed_id: int,
     batch: Sequence[ProcessedItem],
@@ -396,90 +448,34 @@ def _store(
     story_lookup: Callable[[Item], int | None] | None,
     window: timedelta,
 ) -> StoreOutcome:
-    seen = _prefetch(s, feed_id, [p.item for p in batch], now - window)
+    """Row by row with ON CONFLICT DO NOTHING: what another writer stored first wins."""
+    plan = _plan(s, feed_id, batch, now, story_lookup, window)
     conn = s.connection()
     st = _stmts(conn.dialect.name)
-    new_ids: list[int] = []
-    alerts: list[str] = []
-    duplicates = 0
-    created_here: set[int] = set()  # new stories whose one item is this batch's: size 1 is right
-    refresh: set[int] = set()  # stories that gained an item and need their counts again
-    for p in batch:
-        it = p.item
-        if _is_duplicate(seen, it):
-            duplicates += 1
-            continue
-        story_id: int | None = None
-        created = False
-        if story_lookup is not None:
-            found = story_lookup(it)
-            if found is not None and _story_exists(s, seen, found):
-                story_id = found
-        if story_id is None and it.url:
-            story_id = seen.story_by_url.get(it.url)
-        h = content_key(it)
-        if story_id is None and h:
-            story_id = seen.story_by_hash.get(h)
-        if story_id is None:
-            story_id, created = _new_story(conn, st, it, now)
-        item_id = conn.execute(
-            st.item, _item_values(feed_id, p, now, story_id)
-        ).scalar_one_or_none()
+    duplicates = plan.duplicates
+    made: dict[int, int] = {}  # plan ref -> story id
+    created: set[int] = set()
+    stored: list[tuple[ProcessedItem, int, int]] = []
+    for pl in plan.items:
+        sid = pl.ref
+        if sid < 0:
+            if pl.ref not in made:
+                made[pl.ref], fresh = _new_story(conn, st, plan.new_stories[-pl.ref - 1])
+                if fresh:
+                    created.add(made[pl.ref])
+            sid = made[pl.ref]
+        item_id = conn.execute(st.item, _item_values(feed_id, pl.p, now, sid)).scalar_one_or_none()
         if item_id is None:  # another writer stored this (feed, key) first
             duplicates += 1
-            seen.keys.add(it.key)
-            if created:
-                conn.execute(delete(STORIES).where(STORIES.c.id == story_id))
             continue
-        _remember(seen, it, story_id)
-        new_ids.append(int(item_id))
-        if created:
-            created_here.add(story_id)
-        else:
-            refresh.add(story_id)
-        alerts.extend(_matches_and_alerts(conn, st, p, int(item_id), story_id, now, not_before))
-    for sid in refresh:
-        conn.execute(st.refresh, {"sid": sid, "now": now})
-    return StoreOutcome(new_items=tuple(new_ids), duplicates=duplicates, alerts=tuple(alerts))
-
-
-def _matches_and_alerts(
-    conn: Connection,
-    st: _Stmts,
-    p: ProcessedItem,
-    item_id: int,
-    story_id: int,
-    now: datetime,
-    not_before: Callable[[str, str], datetime] | None,
-) -> list[str]:
-    if not p.matches:
-        return []
-    conn.execute(
-        st.match,
-        [{"item_id": item_id, "rule": m.rule, "terms": list(m.terms)} for m in p.matches],
+        stored.append((pl.p, int(item_id), sid))
+    orphans = created - {sid for _, _, sid in stored}
+    if orphans:
+        conn.execute(delete(STORIES).where(STORIES.c.id.in_(sorted(orphans))))
+    alerts = _finish(conn, st, stored, created, now, not_before)
+    return StoreOutcome(
+        new_items=tuple(iid for _, iid, _ in stored), duplicates=duplicates, alerts=alerts
     )
-    created: list[str] = []
-    for m in p.matches:
-        for channel in dict.fromkeys(m.channels):
-            got = conn.execute(
-                st.alert,
-                {
-                    "id": alert_id(m.rule, story_id, channel),
-                    "kind": "match",
-                    "rule": m.rule,
-                    "channel": channel,
-                    "item_id": item_id,
-                    "story_id": story_id,
-                    "dedupe_key": None,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": not_before(m.rule, channel) if not_before else now,
-                    "created_at": now,
-                },
-            ).scalar_one_or_none()
-            if got is not None:
-                created.append(str(got))
-    return created
 
 
 @storage_errors
@@ -496,10 +492,12 @@ def store_batch(
     """Store a feed's processed items with their stories, matches and outbox alerts; commits.
 
     All or nothing: on any error the transaction is rolled back. An item is a duplicate when
-    its feed already holds its key (or a tombstone of it), its canonical URL, or (within
-    ``window``) its content hash. The same URL or hash from another feed is a new item of the
-    same story. ``story_lookup`` (the near-duplicate index) is asked first; ids it returns that
-    no longer exist are ignored.
+    its feed already holds its key (or a tombstone of it), or the same URL with the same
+    non-empty content. Otherwise it is stored and joins a story: the one ``story_lookup`` (the
+    near-duplicate index) names if it still exists, else one holding the same canonical URL
+    (from another feed), else one holding the same substantial content within ``window``,
+    else a new one. One outbox row per (rule, story, channel), due at ``not_before(rule,
+    channel)`` or ``now``.
     """
     if not batch:
         return StoreOutcome()
@@ -510,7 +508,11 @@ def store_batch(
         # Another writer stored one of these rows between our reads and writes: redo it row
         # by row, where ON CONFLICT settles each one.
         log.info("store: concurrent write, storing row by row feed=%d", feed_id)
-    return rollback_on_error(s, lambda: _store(*args))
+    except DBAPIError as e:
+        if getattr(e.orig, "sqlstate", None) not in _RETRYABLE:
+            raise
+        log.info("store: deadlock with another writer, retrying row by row feed=%d", feed_id)
+    return rollback_on_error(s, lambda: _store_rows(*args))
 
 
 _ITEM_COLS = (

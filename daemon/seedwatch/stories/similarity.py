@@ -52,9 +52,7 @@ class Probe:
             return set()
         out: set[int] = set()
         for feed in feeds:
-            need = tpl.threshold(feed)
-            if need:
-                out.update(k for k in keys if tpl.count(feed, k) >= need)
+            out |= tpl.template_keys(feed, keys)
         return out
 
     def compare(self, other: Fingerprint) -> Similarity:
@@ -84,14 +82,21 @@ class Probe:
         nt = len(self.terms.intersection(b_terms))
         union = len(self.terms) + len(b_terms) - nt
         tj = nt / union if union else 0.0
-        a_title: list[int] = list(self.title)
         b_title: list[int] = b.title.tolist()
-        if self.templates is not None:
-            tpl = self._template(feeds, [h << 1 for h in a_title + b_title])
-            a_title = [h for h in a_title if (h << 1) not in tpl]
-            b_title = [h for h in b_title if (h << 1) not in tpl]
-        ha = len(set(b_terms).intersection(a_title)) / len(a_title) if a_title else 0.0
-        hb = len(self.terms.intersection(b_title)) / len(b_title) if b_title else 0.0
+        b_set = set(b_terms)
+        shared_a = [h for h in self.title if h in b_set]
+        shared_b = [h for h in b_title if h in self.terms]
+        na, nb = len(self.title), len(b_title)
+        if self.templates is not None and (shared_a or shared_b):
+            # Only shared headline words can be template evidence; drop those from the count.
+            tpl = self._template(feeds, [h << 1 for h in {*shared_a, *shared_b}])
+            if tpl:
+                na -= sum(1 for h in shared_a if h << 1 in tpl)
+                nb -= sum(1 for h in shared_b if h << 1 in tpl)
+                shared_a = [h for h in shared_a if h << 1 not in tpl]
+                shared_b = [h for h in shared_b if h << 1 not in tpl]
+        ha = len(shared_a) / na if na else 0.0
+        hb = len(shared_b) / nb if nb else 0.0
         head = (ha + hb) / 2
         score = tj + ej + 0.5 * head
         if other_language and tj < s.cross_term_max and a.source != b.source:

@@ -59,5 +59,14 @@ class FeedTemplates:
     def count(self, feed: int, key: int) -> int:
         return self._counts.get((feed << _SHIFT) | key, 0)
 
+    def template_keys(self, feed: int, keys: Iterable[int]) -> set[int]:
+        """Those of ``keys`` that are part of ``feed``'s template."""
+        need = self.threshold(feed)
+        if not need:
+            return set()
+        counts = self._counts
+        base = feed << _SHIFT
+        return {k for k in keys if counts.get(base | k, 0) >= need}
+
     def __len__(self) -> int:
         return len(self._counts)
