@@ -57,10 +57,14 @@ def load_pairs(data: Path, splits: Iterable[str]) -> list[Pair]:
     csv.field_size_limit(1 << 30)
     pairs: list[Pair] = []
     for split in splits:
+        seen: set[str] = set()
         with (data / FILES[split]).open(encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh):
                 if re.search(r"[a-z]", row["pair_id"]):
                     continue  # translated augmentation
+                if row["pair_id"] in seen:
+                    continue  # the files repeat some pairs (same texts, same scores)
+                seen.add(row["pair_id"])
                 overall = float(row["Overall"])
                 if 1.5 < overall < 3.5:
                     continue

@@ -25,7 +25,7 @@ def setup_logging(level: str = "INFO") -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Third-party chatter (every APScheduler tick, urllib3 connection reuse) drowns our lines.
-    for noisy in ("apscheduler", "urllib3"):
+    for noisy in ("apscheduler", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--config")
     sp.set_defaults(func=cmd_db)
     sp = sub.add_parser("demo", help="see the whole pipeline work on local sample feeds")
-    sp.add_argument("--seconds", type=float, default=40.0, help="how long to run")
+    sp.add_argument("--seconds", type=float, default=24.0, help="how long to run")
     sp.set_defaults(func=cmd_demo)
     return p
 

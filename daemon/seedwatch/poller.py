@@ -2,7 +2,9 @@
 
     fetch -> pipeline.process -> storage.store_batch -> storage.record_fetch
 
-One feed's failure is recorded against that feed and never stops the others.
+One feed's failure is recorded against that feed and never stops the others. Between polls
+the poller remembers, per feed, when it last got a whole body, how often the feed publishes
+and whether the operator was told it went stale (``storage.feeds.PollState``).
 """
 
 from __future__ import annotations
@@ -12,17 +14,34 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 import requests
+from sqlalchemy.orm import Session
 
 from seedwatch import metrics
-from seedwatch.errors import FeedError, GoneError, HTTPStatusError, SeedwatchError, redact_url
+from seedwatch.errors import (
+    FeedError,
+    GoneError,
+    HTTPStatusError,
+    SeedwatchError,
+    redact_url,
+)
 from seedwatch.fetch import fetch, make_session
-from seedwatch.pipeline import process
+from seedwatch.pipeline import Processed, process
 from seedwatch.runtime import Runtime
-from seedwatch.schedule import PollOutcome, next_check
+from seedwatch.schedule import (
+    PollOutcome,
+    adaptive_interval,
+    cache_lifetime,
+    full_fetch_due,
+    is_stale,
+    next_check,
+    publishing_gap,
+)
 from seedwatch.storage import queries
+from seedwatch.storage.feeds import FeedHealth, PollState, get_poll_state, put_poll_state
 from seedwatch.types import FeedRef, FetchResult, StoreOutcome
 
 log = logging.getLogger(__name__)
@@ -52,51 +71,78 @@ class PassReport:
     errors: list[str] = field(default_factory=list)
 
 
-def poll_feed(rt: Runtime, feed: FeedRef, *, force: bool = False) -> StoreOutcome:
-    """Poll one feed end to end. Raises nothing for feed problems: they are recorded."""
-    cfg = rt.config
+@dataclass
+class _Seen:
+    """What one poll learnt, for scheduling and the feed's poll state."""
+
     result: FetchResult | None = None
+    done: Processed | None = None
+    outcome: StoreOutcome = field(default_factory=StoreOutcome)
+
+
+def _status_class(status: int | None) -> str:
+    return f"{status // 100}xx" if status and 100 <= status < 600 else "none"
+
+
+def _configured_interval(rt: Runtime, feed: FeedRef) -> float | None:
+    """The interval the config writes for this very feed; it wins over the observed rate."""
+    for f in rt.config.feeds:
+        if f.interval is not None and (f.name == feed.name or f.url == feed.url):
+            return f.interval
+    return None
+
+
+def poll_feed(rt: Runtime, feed: FeedRef, *, force: bool = False) -> StoreOutcome:
+    """Poll one feed end to end. Raises the FeedError it recorded when the poll failed."""
+    cfg = rt.config
+    seen = _Seen()
     error: FeedError | None = None
-    outcome = StoreOutcome()
-    ttl: float | None = None
-    title: str | None = None
     started = time.monotonic()
     try:
+        with rt.sessions() as s:
+            prior = get_poll_state(s, feed.id)
+            interval = queries.feed_interval(s, feed.id) or cfg.schedule.interval
+        full = force or full_fetch_due(prior.full_at, rt.clock.now(), interval)
         with rt.limiter.slot(feed.url):
-            result = fetch(_session(rt), feed, cfg.http, force=force)
+            seen.result = fetch(_session(rt), feed, cfg.http, force=full)
         metrics.observe_stage("fetch", time.monotonic() - started)
+        metrics.HTTP_STATUS.labels(_status_class(seen.result.status)).inc()
+        result = seen.result
+        # A body identical to the last one parsed is not parsed again (servers without
+        # validators, and our periodic unconditional fetches, send the same bytes).
         unchanged = result.not_modified or (
             result.body_hash is not None and result.body_hash == feed.last_hash
         )
         if not unchanged:
             now = rt.clock.now()
             t0 = time.monotonic()
-            done = process(feed, result, now=now, scorer=rt.classifier, matcher=rt.watchlist)
+            seen.done = process(feed, result, now=now, scorer=rt.classifier, matcher=rt.watchlist)
             metrics.observe_stage("process", time.monotonic() - t0)
-            title = done.feed.title or None
-            if done.feed.ttl_minutes:
-                ttl = done.feed.ttl_minutes * 60.0
             t0 = time.monotonic()
             with rt.write_lock, rt.sessions() as s:
-                outcome = queries.store_batch(
-                    s,
-                    feed.id,
-                    done.items,
-                    now=now,
-                    story_lookup=rt.stories.find,
+                seen.outcome = queries.store_batch(
+                    s, feed.id, seen.done.items, now=now, story_lookup=rt.stories.find
                 )
-            if outcome.new_items:
-                _index_new(rt, outcome)
+            if seen.outcome.new_items:
+                _index_new(rt, seen.outcome)
             metrics.observe_stage("store", time.monotonic() - t0)
     except FeedError as e:
         error = e
+        if isinstance(e, HTTPStatusError):
+            metrics.HTTP_STATUS.labels(_status_class(e.status)).inc()
     except SeedwatchError as e:  # storage trouble etc.: record against the feed, keep going
         error = FeedError(feed.url, str(e))
     except Exception as e:  # a bug must not kill the pass; it is logged with its traceback
         log.exception("poll: unexpected error feed=%s", feed.name)
         error = FeedError(feed.url, f"internal error: {type(e).__name__}")
-    _record(rt, feed, result, error, ttl=ttl, title=title)
-    status = "error" if error else ("not_modified" if result and result.not_modified else "ok")
+    t0 = time.monotonic()
+    _record(rt, feed, seen, error)
+    metrics.observe_stage("record", time.monotonic() - t0)
+    got = seen.result
+    outcome = seen.outcome
+    status = "error" if error else ("not_modified" if got and got.not_modified else "ok")
+    if error is None and got is not None and not got.not_modified and seen.done is None:
+        status = "unchanged"
     metrics.POLLS.labels(outcome=status).inc()
     if error is not None:
         log.warning(
@@ -124,61 +170,115 @@ def _index_new(rt: Runtime, outcome: StoreOutcome) -> None:
             rt.classifier.observe(item.title, item.text)
 
 
-def _record(
-    rt: Runtime,
-    feed: FeedRef,
-    result: FetchResult | None,
-    error: FeedError | None,
-    *,
-    ttl: float | None,
-    title: str | None,
-) -> None:
+def _learn(prior: PollState, seen: _Seen, now: datetime) -> PollState:
+    """The feed's poll state after a successful poll."""
+    st = prior
+    result = seen.result
+    if result is not None and not result.not_modified:
+        st = replace(st, full_at=now)
+    done = seen.done
+    if done is not None:
+        dates = [d for it in done.feed.items if (d := it.published or it.updated) is not None]
+        candidates = [min(d, now) for d in dates]
+        if prior.newest is not None:
+            candidates.append(min(prior.newest, now))
+        if not dates and seen.outcome.new_items:
+            candidates.append(now)  # undated items: something new appeared now
+        newest = max(candidates) if candidates else None
+        gap = publishing_gap(dates, now=now)
+        ttl = done.feed.ttl_minutes * 60.0 if done.feed.ttl_minutes else None
+        st = replace(st, newest=newest, gap=gap if gap is not None else prior.gap, ttl=ttl)
+    return st
+
+
+def _record(rt: Runtime, feed: FeedRef, seen: _Seen, error: FeedError | None) -> None:
     cfg = rt.config
     now = rt.clock.now()
+    result = seen.result
+    done = seen.done
     with rt.write_lock, rt.sessions() as s:
+        prior = get_poll_state(s, feed.id)
         prior_errors = queries.feed_error_count(s, feed.id)
+        state = _learn(prior, seen, now) if error is None else prior
+        lifetimes = [state.ttl] if state.ttl else []
+        if error is None and result is not None:
+            cached = cache_lifetime(dict(result.headers), now)
+            if cached:
+                lifetimes.append(cached)
         retry_after = error.retry_after if isinstance(error, HTTPStatusError) else None
         po = PollOutcome(
             ok=error is None,
             error_count=prior_errors + 1 if error else 0,
             retry_after=retry_after,
-            ttl=ttl,
+            ttl=max(lifetimes) if lifetimes else None,
         )
-        when = next_check(
-            now, po, interval=queries.feed_interval(s, feed.id), schedule=cfg.schedule,
-            rng=rt.rng,
-        )
+        interval = _configured_interval(rt, feed)
+        if interval is None:
+            interval = adaptive_interval(state.gap, cfg.schedule)
+        if interval is None:
+            interval = queries.feed_interval(s, feed.id)
+        when = next_check(now, po, interval=interval, schedule=cfg.schedule, rng=rt.rng)
+        title = (done.feed.title or None) if done is not None else None
         health = queries.record_fetch(
-            s, feed.id, now=now, next_check=when, result=result, error=error, title=title,
-            failing_after=cfg.schedule.failing_after,
+            s, feed.id, now=now, next_check=when, result=result if error is None else None,
+            error=error, title=title, failing_after=cfg.schedule.failing_after,
         )
+        stale = error is None and is_stale(state.newest, state.gap, now, last_success=now)
         op = cfg.operator_channel
         if op:
-            if error is not None and health.error_count == cfg.schedule.failing_after:
+            _tell_operator(s, rt, feed, op, error, health, now)
+            if stale and not prior.stale:
+                assert state.newest is not None
                 queries.enqueue_operator_alert(
-                    s, channel=op, kind="feed_failing", key=str(feed.id),
-                    title=f"seedwatch: feed failing: {feed.name}",
-                    body=(f"{feed.name} ({redact_url(feed.url)}) failed "
-                          f"{health.error_count} times in a row; last error: {error.message}. "
-                          f"seedwatch keeps retrying with backoff."),
+                    s, channel=op, kind="feed_stale", key=f"{feed.id}:{state.newest.isoformat()}",
+                    title=f"seedwatch: feed stale: {feed.name}",
+                    body=(f"{feed.name} ({redact_url(feed.url)}) answers but has published "
+                          f"nothing since {state.newest:%Y-%m-%d %H:%M} UTC, much longer than "
+                          "its usual rate."),
                     now=now,
                 )
-            if isinstance(error, GoneError):
-                queries.enqueue_operator_alert(
-                    s, channel=op, kind="feed_gone", key=str(feed.id),
-                    title=f"seedwatch: feed gone (410): {feed.name}",
-                    body=f"{feed.name} ({redact_url(feed.url)}) answered 410 Gone; "
-                         "polling stopped. Remove it from the config or fix the URL.",
-                    now=now,
-                )
-            if error is None and health.was_failing:
-                queries.enqueue_operator_alert(
-                    s, channel=op, kind="feed_recovered", key=f"{feed.id}:{now.isoformat()}",
-                    title=f"seedwatch: feed recovered: {feed.name}",
-                    body=f"{feed.name} ({redact_url(feed.url)}) works again.",
-                    now=now,
-                )
+        if error is None:
+            state = replace(state, stale=stale)
+        if state != prior:
+            put_poll_state(s, feed.id, state, now)
         s.commit()
+
+
+def _tell_operator(
+    s: Session,
+    rt: Runtime,
+    feed: FeedRef,
+    op: str,
+    error: FeedError | None,
+    health: FeedHealth,
+    now: datetime,
+) -> None:
+    """One "failing" alert per failure streak, one "recovered" after it, one "gone"."""
+    failing_after = rt.config.schedule.failing_after
+    if error is not None and health.error_count == failing_after:
+        queries.enqueue_operator_alert(
+            s, channel=op, kind="feed_failing", key=str(feed.id),
+            title=f"seedwatch: feed failing: {feed.name}",
+            body=(f"{feed.name} ({redact_url(feed.url)}) failed "
+                  f"{health.error_count} times in a row; last error: {error.message}. "
+                  f"seedwatch keeps retrying with backoff."),
+            now=now,
+        )
+    if isinstance(error, GoneError):
+        queries.enqueue_operator_alert(
+            s, channel=op, kind="feed_gone", key=str(feed.id),
+            title=f"seedwatch: feed gone (410): {feed.name}",
+            body=f"{feed.name} ({redact_url(feed.url)}) answered 410 Gone; "
+                 "polling stopped. Remove it from the config or fix the URL.",
+            now=now,
+        )
+    if error is None and health.was_failing:
+        queries.enqueue_operator_alert(
+            s, channel=op, kind="feed_recovered", key=f"{feed.id}:{now.isoformat()}",
+            title=f"seedwatch: feed recovered: {feed.name}",
+            body=f"{feed.name} ({redact_url(feed.url)}) works again.",
+            now=now,
+        )
 
 
 def poll_due(
@@ -191,6 +291,7 @@ def poll_due(
     """Claim due feeds (every active feed with ``all_feeds``) and poll them in a pool."""
     report = PassReport()
     cfg = rt.config
+    metrics.refresh_gauges(rt.sessions, rt.clock.now(), min_age=metrics.GAUGE_REFRESH)
     with rt.write_lock, rt.sessions() as s:
         feeds = queries.claim_due_feeds(
             s, rt.clock.now(), limit=max(cfg.schedule.workers * 16, 64), owner=rt.owner,
@@ -210,6 +311,9 @@ def poll_due(
             res = poll_feed(rt, feed, force=all_feeds)
         except FeedError as e:
             err = e
+        except SeedwatchError as e:  # recording itself failed (database down): lease expires
+            log.error("poll: could not record feed=%s error=%s", feed.name, e)
+            err = FeedError(feed.url, str(e))
         with lock:
             if err is not None:
                 report.failed += 1

@@ -22,6 +22,7 @@ FEEDS = {
     "/central-asia-wire.xml": "Central Asia Wire",
     "/sng-novosti.xml": "Новости СНГ",
     "/markets-and-sport.xml": "Markets and Sport",
+    "/steppe-herald.xml": "Steppe Herald",
 }
 
 WATCHLIST = """\
@@ -33,7 +34,7 @@ CSTO = ["ОДКБ", "Collective Security Treaty Organization"]
 [[rule]]
 name = "security-services"
 query = '(CIS OR CSTO) AND (security OR intelligence OR спецслужб* OR безопасност*)'
-channels = ["jsonl", "log"]
+channels = ["jsonl"]
 
 [[rule]]
 name = "terrorism-ru"
@@ -54,7 +55,19 @@ NEW_ITEM = """<item>
   <guid>demo-en-4</guid>
   <pubDate>Sat, 28 Nov 2026 06:00:00 GMT</pubDate>
   <description>Security services of the Collective Security Treaty Organization said a border
-  patrol came under fire; the incident is under investigation.</description>
+  patrol came under fire near Panj on 27 November; two guards were wounded. The incident is
+  under investigation.</description>
+</item>
+"""
+
+SAME_STORY = """<item>
+  <title>Two guards wounded in shooting incident on Tajik-Afghan border, CSTO says</title>
+  <link>http://herald.demo.invalid/security/panj-shooting</link>
+  <guid>herald-2</guid>
+  <pubDate>Sat, 28 Nov 2026 06:40:00 GMT</pubDate>
+  <description>A border patrol came under fire near Panj on 27 November, security services of
+  the Collective Security Treaty Organization said. Two guards were wounded; the incident is
+  under investigation.</description>
 </item>
 """
 
@@ -110,7 +123,7 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def run_demo(seconds: float = 30.0) -> int:
+def run_demo(seconds: float = 24.0) -> int:
     from seedwatch.daemon import Daemon
     from seedwatch.runtime import Runtime
     from seedwatch.storage import queries
@@ -126,7 +139,8 @@ def run_demo(seconds: float = 30.0) -> int:
         (tmp / "watchlist.toml").write_text(WATCHLIST, encoding="utf-8")
         _say(f"seedwatch demo: {len(FEEDS)} sample feeds on http://127.0.0.1:{srv.port}/, "
              f"scratch folder {tmp}")
-        _say("config: seedwatch.toml, watchlist.toml (2 rules); alerts go to alerts.jsonl\n")
+        _say("config: seedwatch.toml, watchlist.toml (2 rules); alerts go to alerts.jsonl "
+             "and, for the operator, the log\n")
         rt = Runtime.start(cfg)
         daemon = Daemon(rt)
         alerts_file = tmp / "alerts.jsonl"
@@ -155,10 +169,13 @@ def run_demo(seconds: float = 30.0) -> int:
 
         def drive() -> None:
             steps = [
-                (seconds * 0.3, "a new story is published on Central Asia Wire", publish),
-                (seconds * 0.5, "the analyst adds a rule 'border-incidents' to watchlist.toml",
-                 edit),
-                (seconds * 0.55, "the same story appears again on Central Asia Wire", publish),
+                (seconds * 0.25, "Central Asia Wire publishes a new story (a border shooting)",
+                 lambda: publish("/central-asia-wire.xml", NEW_ITEM)),
+                (seconds * 0.45, "the analyst adds a rule 'border-incidents' to watchlist.toml "
+                 "(no restart)", edit),
+                (seconds * 0.6, "Steppe Herald reports the same shooting in its own words: "
+                 "one story, so 'security-services' stays quiet and only the new rule alerts",
+                 lambda: publish("/steppe-herald.xml", SAME_STORY)),
             ]
             while not daemon.stop.is_set():
                 elapsed = time.monotonic() - started
@@ -171,13 +188,10 @@ def run_demo(seconds: float = 30.0) -> int:
                     daemon.stop.set()
                 time.sleep(0.5)
 
-        published = {"n": 0}
-
-        def publish() -> None:
-            published["n"] += 1
-            body = bodies["/central-asia-wire.xml"].decode("utf-8")
-            body = body.replace("</channel>", NEW_ITEM + "</channel>")
-            srv.add("/central-asia-wire.xml", body=body.encode("utf-8"))
+        def publish(path: str, item: str) -> None:
+            body = bodies[path].decode("utf-8").replace("</channel>", item + "</channel>")
+            bodies[path] = body.encode("utf-8")
+            srv.add(path, body=bodies[path])
 
         def edit() -> None:
             with (tmp / "watchlist.toml").open("a", encoding="utf-8") as f:
@@ -192,9 +206,15 @@ def run_demo(seconds: float = 30.0) -> int:
         with rt.sessions() as s:
             items = len(queries.list_items(s, search=None, limit=10_000))
             alerts = queries.list_alerts(s, limit=10_000)
+            stories = queries.list_stories(s, limit=10_000)
         sent = sum(1 for a in alerts if a.status == "sent")
-        _say(f"\ndone: {items} items stored, {len(alerts)} alerts ({sent} delivered). "
-             f"Look around with: seedwatch --log-level WARNING items --config {cfg}")
+        shared = [st for st in stories if len(st.outlets) > 1]
+        for st in shared:
+            _say(f"\n  story {st.id} \"{st.headline}\" is carried by {', '.join(st.outlets)}")
+        _say(f"\ndone: {items} items in {len(stories)} stories, {len(alerts)} alerts "
+             f"({sent} delivered). Look around with:\n"
+             f"  seedwatch items --config {cfg}\n  seedwatch stories --config {cfg}\n"
+             f"  seedwatch alerts --config {cfg}\n  seedwatch status --config {cfg}")
     if not any(tmp.iterdir()):
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -4,7 +4,8 @@
         --atom->rules index--> candidate rules --filters, tree--> Match(rule, terms, channels)
 
 The automaton only sees words this watchlist has not met before: per raw word the atoms it
-hits are cached (bounded), so a steady stream of news mostly costs a dict lookup per word.
+hits are cached (bounded), so a steady stream of news mostly costs two set operations per
+item; highlight positions are located only for the rules that matched.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from seedwatch.types import Item, Match, Score
 _GAP = 10_000
 _CACHE_MAX = 300_000
 
-# raw word -> (positions it takes, ((first, last, atoms), ...)) with positions relative to it.
-_Entry = tuple[int, tuple[tuple[int, int, tuple[int, ...]], ...]]
+# A raw word's hits: ((first, last, atoms), ...), part positions relative to the word.
+_Hits = tuple[tuple[int, int, tuple[int, ...]], ...]
 
 
 @lru_cache(maxsize=200_000)
@@ -42,6 +43,21 @@ def segment(word: str) -> str:
         }
         seg += "".join(f"\x03{s}\x03" for s in sorted(skels) if s)
     return seg
+
+
+class _WordCaches:
+    """What the automaton found per raw word. Only words with hits get an entry in ``hot``:
+    per item, set operations (in C) pick the few words that matter among its ~100 distinct
+    ones, instead of a dict lookup per word in Python."""
+
+    __slots__ = ("hot", "hot_keys", "known", "npos", "npos_keys")
+
+    def __init__(self) -> None:
+        self.known: set[str] = set()  # raw words already scanned
+        self.hot: dict[str, _Hits] = {}  # raw word -> hits, for words some rule looks for
+        self.hot_keys: set[str] = set()
+        self.npos: dict[str, int] = {}  # raw words taking other than one position
+        self.npos_keys: set[str] = set()
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,7 +122,7 @@ class Watchlist:
                 atom_rules.setdefault(atom, []).append(i)
         self._atom_rules = {a: tuple(r) for a, r in atom_rules.items()}
         self._mask = mask
-        self._cache: dict[str, _Entry] = {}
+        self._caches = _WordCaches()
 
     def __repr__(self) -> str:
         return f"Watchlist({len(self.rules)} rules)"
@@ -125,17 +141,21 @@ class Watchlist:
             if (self._mask >> bit) & 1
         ]
 
-    def _entries(self, raws: set[str]) -> dict[str, _Entry]:
-        cache = self._cache
-        # One .get per word: another thread may clear the cache between two lookups.
-        get = cache.get
-        entries = {raw: e for raw in raws if (e := get(raw)) is not None}
-        if len(entries) == len(raws):
-            return entries
-        missing = [raw for raw in raws if raw not in entries]
+    def _scan(self, vocab: set[str], missing: set[str]) -> _WordCaches:
+        """Run the automaton over words not met before and remember what each one hits.
+        Returns the caches that now know every word of ``vocab``."""
+        c = self._caches
+        if len(c.known) + len(missing) > _CACHE_MAX:
+            # Replaced, never cleared in place: a thread holding the old caches still sees
+            # them whole. The new ones start with this item's words.
+            c = _WordCaches()
+            self._caches = c
+            missing = vocab
+        known, hot, hot_keys, npos, npos_keys = c.known, c.hot, c.hot_keys, c.npos, c.npos_keys
+        order = list(missing)
         words: list[str] = []
-        owners: list[tuple[int, int, int]] = []  # (index in missing, first part, last part)
-        splits = [textnorm.split_raw(raw) for raw in missing]
+        owners: list[tuple[int, int, int]] = []  # (index in order, first part, last part)
+        splits = [textnorm.split_raw(raw) for raw in order]
         for ri, tok in enumerate(splits):
             for j, part in enumerate(tok.parts):
                 words.append(part)
@@ -149,17 +169,21 @@ class Watchlist:
             starts = list(accumulate((len(s) for s in segs[:-1]), initial=0))
             for end, atoms in self._automaton.iter("".join(segs)):
                 found.setdefault(bisect_right(starts, end) - 1, set()).update(atoms)
-        per_raw: list[list[tuple[int, int, tuple[int, ...]]]] = [[] for _ in missing]
+        per_raw: dict[int, list[tuple[int, int, tuple[int, ...]]]] = {}
         for wi, atoms in found.items():
             ri, first, last = owners[wi]
-            per_raw[ri].append((first, last, tuple(sorted(atoms))))
-        if len(cache) + len(missing) > _CACHE_MAX:
-            cache.clear()
-        for raw, tok, hits in zip(missing, splits, per_raw, strict=True):
-            entry = (len(tok.parts), tuple(hits))
-            cache[raw] = entry
-            entries[raw] = entry
-        return entries
+            per_raw.setdefault(ri, []).append((first, last, tuple(sorted(atoms))))
+        # Entries go in before the word is marked known: a reader that sees it known finds them.
+        for ri, hits in per_raw.items():
+            raw = order[ri]
+            hot[raw] = tuple(hits)
+            hot_keys.add(raw)
+        for raw, tok in zip(order, splits, strict=True):
+            if len(tok.parts) != 1:
+                npos[raw] = len(tok.parts)
+                npos_keys.add(raw)
+        known.update(order)
+        return c
 
     def match(
         self, item: Item, score: Score, *, feed_name: str = "", feed_url: str = ""
@@ -175,32 +199,45 @@ class Watchlist:
         for _, lists in tokenized:
             for raws in lists:
                 vocab.update(raws)
-        entries = self._entries(vocab)
-        if not any(entry[1] for entry in entries.values()):
+        c = self._caches
+        missing = vocab - c.known
+        if missing:
+            c = self._scan(vocab, missing)
+        hot_words = vocab & c.hot_keys
+        if not hot_words:
             return ()  # the usual case: no word of the item is in any rule
-        hot = {raw: entry[1] for raw, entry in entries.items() if entry[1]}
-        multi = {raw for raw, entry in entries.items() if entry[0] != 1}
+        hot_cache, npos = c.hot, c.npos
+        hot = {raw: hot_cache[raw] for raw in hot_words}
+        multi = vocab & c.npos_keys
         hits: Hits = {}
         for bit, lists in tokenized:
             base = 0
+            # Positions of each hot word in this field, then one span list per (word, part).
+            where: dict[str, list[int]] = {}
             for raws in lists:
                 # A word's position is its index unless hyphenated words (several positions
                 # each) come before it; only then are the positions summed up.
                 ends: list[int] | None = None
                 if multi and not multi.isdisjoint(raws):
-                    ends = list(accumulate([entries[r][0] for r in raws]))
+                    ends = list(accumulate([npos.get(r, 1) for r in raws]))
                 for i in [i for i, r in enumerate(raws) if r in hot]:
                     raw = raws[i]
-                    pos = base + (i if ends is None else ends[i] - entries[raw][0])
-                    for a, b, atoms in hot[raw]:
-                        sp: Span = (bit, pos + a, pos + b, ((pos + a, pos + b),))
-                        for atom in atoms:
-                            lst = hits.get(atom)
-                            if lst is None:
-                                hits[atom] = [sp]
-                            else:
-                                lst.append(sp)
+                    pos = base + (i if ends is None else ends[i] - npos.get(raw, 1))
+                    at = where.get(raw)
+                    if at is None:
+                        where[raw] = [pos]
+                    else:
+                        at.append(pos)
                 base += (len(raws) if ends is None else (ends[-1] if ends else 0)) + _GAP
+            for raw, positions in where.items():
+                for a, b, atoms in hot[raw]:
+                    spans = [(bit, p + a, p + b, ((p + a, p + b),)) for p in positions]
+                    for atom in atoms:
+                        lst = hits.get(atom)
+                        if lst is None:
+                            hits[atom] = spans if len(atoms) == 1 else list(spans)
+                        else:
+                            lst.extend(spans)
         if not hits:
             return ()
         candidates: set[int] = set()
@@ -262,8 +299,15 @@ class _Surfaces:
                         table[p] = (si, m.start(), m.end())
                 pos += len(found)
             else:
+                multi = self.multi
                 for m in found:
-                    for a, b in textnorm.split_raw(m.group()).part_spans:
+                    raw = m.group()
+                    if raw not in multi:
+                        if pos in want:
+                            table[pos] = (si, m.start(), m.end())
+                        pos += 1
+                        continue
+                    for a, b in textnorm.split_raw(raw).part_spans:
                         if pos in want:
                             table[pos] = (si, m.start() + a, m.start() + b)
                         pos += 1

@@ -52,6 +52,10 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         try:
+            # Only a database without tables takes this (it is a file-format choice): new
+            # databases get it, so retention's incremental_vacuum can give pages back. An old
+            # one keeps NONE until `VACUUM` after `PRAGMA auto_vacuum=INCREMENTAL` (see prune.py).
+            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
@@ -15,7 +16,15 @@ from sqlalchemy.orm import Session
 
 from seedwatch.config.model import FeedConfig
 from seedwatch.errors import FeedError, GoneError, StorageError, redact_url
-from seedwatch.storage.common import ALERTS, FEEDS, chunks, insert_for, storage_errors, tuple_of
+from seedwatch.storage.common import (
+    ALERTS,
+    FEEDS,
+    STATE,
+    chunks,
+    insert_for,
+    storage_errors,
+    tuple_of,
+)
 from seedwatch.types import FeedRef, FetchResult
 
 log = logging.getLogger(__name__)
@@ -366,3 +375,101 @@ def release_dead_leases(s: Session, *, host: str | None = None) -> int:
             )
             released += len(result.all())
     return released
+
+
+# -- per-feed polling memory (kept in the ``state`` table: no schema change) -------------------
+
+POLL_STATE_PREFIX = "poll:"
+
+
+@dataclass(frozen=True)
+class PollState:
+    """What the poller remembers about a feed between polls beyond the ``feeds`` columns."""
+
+    full_at: datetime | None = None  # last time a whole body (200) arrived
+    gap: float | None = None  # median seconds between its newest items
+    newest: datetime | None = None  # newest item date seen (clamped to the fetch time)
+    ttl: float | None = None  # seconds from RSS <ttl>, kept for polls that do not parse
+    stale: bool = False  # the operator was told it went stale
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _from_iso(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@storage_errors
+def get_poll_state(s: Session, feed_id: int) -> PollState:
+    raw = s.execute(
+        select(STATE.c.value).where(STATE.c.key == f"{POLL_STATE_PREFIX}{feed_id}")
+    ).scalar()
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    return PollState(
+        full_at=_from_iso(data.get("full_at")),
+        gap=_number(data.get("gap")),
+        newest=_from_iso(data.get("newest")),
+        ttl=_number(data.get("ttl")),
+        stale=bool(data.get("stale", False)),
+    )
+
+
+@storage_errors
+def put_poll_state(s: Session, feed_id: int, st: PollState, now: datetime) -> None:
+    """Insert or replace the feed's poll state. Caller commits."""
+    value = json.dumps(
+        {
+            "full_at": _iso(st.full_at),
+            "gap": st.gap,
+            "newest": _iso(st.newest),
+            "ttl": st.ttl,
+            "stale": st.stale,
+        }
+    )
+    stmt = insert_for(s, STATE).values(
+        key=f"{POLL_STATE_PREFIX}{feed_id}", value=value, updated_at=now
+    )
+    s.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[STATE.c.key],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        )
+    )
+
+
+@storage_errors
+def stale_feed_ids(s: Session) -> set[int]:
+    """Active feeds the poller last found stale (for ``seedwatch status`` and metrics)."""
+    rows = s.execute(
+        select(STATE.c.key, STATE.c.value).where(STATE.c.key.like(f"{POLL_STATE_PREFIX}%"))
+    ).all()
+    ids: set[int] = set()
+    for key, value in rows:
+        try:
+            if json.loads(value).get("stale"):
+                ids.add(int(str(key)[len(POLL_STATE_PREFIX):]))
+        except (ValueError, AttributeError):
+            continue
+    if not ids:
+        return ids
+    active = s.execute(
+        select(FEEDS.c.id).where(FEEDS.c.id.in_(ids), FEEDS.c.active.is_(True))
+    ).scalars()
+    return {int(i) for i in active}
