@@ -55,9 +55,9 @@ def load_articles() -> list[tuple[str, str, str]]:
     csv.field_size_limit(1 << 30)
     out: list[tuple[str, str, str]] = []
     with (CORPORA / "ag-news/test.csv").open(encoding="utf-8", newline="") as fh:
-        for row in csv.reader(fh):
-            if len(row) >= 3:
-                out.append(("en", row[1], row[2]))
+        for fields in csv.reader(fh):
+            if len(fields) >= 3:
+                out.append(("en", fields[1], fields[2]))
     for name in ("ria_news_topics_3.csv", "ria_news_topics_7.csv", "ria_news_topics_9.csv"):
         for row in _rows(CORPORA / "ria-news-ru/data" / name):
             out.append(("ru", row["title"], row["content"][:3000]))

@@ -1,7 +1,7 @@
 """Evaluate the classifier on ../shared/eval (issue 4); prints numbers, asserts nothing.
 
     .venv/bin/python bench/eval_classifier.py [--seeds DIR] [--backend lexical words]
-        [--draws 5] [--skip-speed]
+        [--draws 5] [--skip-speed] [--skip-russian]
 
 Every figure goes through ``run_score_command`` (the code path of ``seedwatch score``): the
 scored batch is written as JSON lines, k-shot seeds as files in a temporary seeds folder.
@@ -219,6 +219,7 @@ def main() -> int:
     ap.add_argument("--backend", nargs="+", default=["lexical", "words"])
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-russian", action="store_true")
     args = ap.parse_args()
     if not DEV.exists():
         print(f"{DEV} is absent: nothing to evaluate")
@@ -236,7 +237,7 @@ def main() -> int:
             print("1-shot: " + fmt(evaluate(args.seeds, rows, backend)))
             for k in (5, 20):
                 print(summary(f"{k}-shot", kshot(args.seeds, rows, k, args.draws, backend, tmp)))
-            if LENTA.exists():
+            if LENTA.exists() and not args.skip_russian:
                 ru = load_lenta()
                 print(
                     summary(

@@ -1,17 +1,20 @@
 """Measure story folding on SemEval-2022 Task 8 article pairs.
 
-    .venv/bin/python bench/eval_stories.py [--data DIR] [--split train|test|all] [--show N]
+    .venv/bin/python bench/eval_stories.py [--split train|test|all] [--pipeline] [--show N]
 
 Pairs whose id carries a language suffix (machine-translated augmentations) are dropped; a pair
 is the same story when Overall <= 1.5 and different stories when Overall >= 3.5; the rest are
-left out. Each pair's two articles become Items of two different feeds, built by
-seedwatch.normalize from ParsedItem values the way the pipeline builds them, and go through
-StoryIndex.find/add; the pair counts as folded when the second article joins the first one's
-story. Every pair gets its own slot in time, one window apart, so the pairs never see each
-other and the index expires as it slides.
+left out; a pair listed twice in a file counts once. The corpus has no title column (headline
+and body are glued; split_title cuts them apart, as a feed would give them). Each pair's two
+articles become Items of two different feeds, built by seedwatch.normalize from ParsedItem
+values the way the pipeline builds them, and go through StoryIndex.find/add; the pair counts
+as folded when the second article joins the first one's story. Every pair gets its own slot
+in time, one window apart, so the pairs never see each other and the index expires as it
+slides.
 
-``--pipeline`` is reserved for running the same pairs through the real daemon pipeline
-(two feeds on the loopback feed server, read back from storage); see ``evaluate_pipeline``.
+``--pipeline`` runs the same pairs through the real daemon instead: feeds on the loopback
+feed server, poll passes (fetch, parse, normalize, classify, rules, story index, store_batch
+into SQLite), and the story ids read back from the database; see ``evaluate_pipeline``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
+from xml.sax.saxutils import escape
+
+from sqlalchemy import select
 
 from seedwatch.normalize import normalize
 from seedwatch.stories import StoryIndex, StorySettings
@@ -173,8 +180,122 @@ def index_judge(settings: StorySettings) -> Judge:
     return judge
 
 
-def evaluate_pipeline(pairs: list[Pair]) -> Judge:  # pragma: no cover - wired by the integrator
-    raise SystemExit("--pipeline is not wired yet: needs the daemon, storage and feed server")
+def _rss(items: list[dict[str, str]], language: str) -> bytes:
+    parts = [
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>',
+        f"<title>eval</title><link>http://example.org/</link><description>eval</description>"
+        f"<language>{escape(language)}</language>",
+    ]
+    for it in items:
+        parts.append("<item>")
+        parts.extend(f"<{k}>{escape(v)}</{k}>" for k, v in it.items())
+        parts.append("</item>")
+    parts.append("</channel></rss>")
+    return "".join(parts).encode("utf-8")
+
+
+def _config(tmp: Path, feeds: list[tuple[str, str]]) -> Path:
+    seeds = Path(__file__).resolve().parents[1] / "seeds"
+    feed_tables = "".join(f'[[feed]]\nurl = "{u}"\nname = "{n}"\n\n' for n, u in feeds)
+    (tmp / "watchlist.toml").write_text(
+        '[[rule]]\nname = "never"\nquery = "zzqqxxzz"\nchannels = ["jsonl"]\n',
+        encoding="utf-8",
+    )
+    cfg = tmp / "seedwatch.toml"
+    cfg.write_text(
+        f'data_dir = "{tmp}"\n\n[storage]\nurl = "sqlite:///{tmp / "eval.db"}"\n\n'
+        '[http]\nallow_networks = ["127.0.0.0/8"]\nhost_gap = 0\n\n'
+        # One worker: the feeds are stored in the order they are listed (side a first).
+        '[schedule]\nworkers = 1\n\n'
+        f'[classifier]\nseeds = "{seeds}"\n\n'
+        f'[channel.jsonl]\nurl = "jsonl://{tmp / "alerts.jsonl"}"\n\n{feed_tables}',
+        encoding="utf-8",
+    )
+    return cfg
+
+
+@dataclass
+class _FixedClock:
+    at: datetime
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def evaluate_pipeline(pairs: list[Pair], slot_hours: float = 73.0, chunk: int = 50) -> Judge:
+    """Serve the pairs as feeds on 127.0.0.1 and run real poll passes over them.
+
+    Side a of every pair goes into feed "a-<lang>", side b into "b-<lang>" (the feed's
+    <language> is the pair's, as in the direct mode). Pair n is dated n slots (one story window
+    and an hour) after the first, so pairs never meet in the window; each article links to a
+    host of its own (a<n>.example, b<n>.example), so no outlet has enough items for a template,
+    as in the direct mode where every pair is alone in the index. The feeds carry ``chunk``
+    pairs per poll pass; between passes the clock moves past the chunk and the story index
+    expires what left the window, as the daemon's tick does (without it every pair would sit in
+    the index at once and crowd the posting lists). Both articles go through fetch, parse,
+    normalize, classify, rules, the story index and store_batch into a fresh SQLite file, and
+    the pair counts as folded when storage put both items in one story.
+    """
+    import tempfile
+
+    from seedwatch.demo.server import FeedServer
+    from seedwatch.poller import poll_due
+    from seedwatch.runtime import Runtime
+    from seedwatch.storage.models import ItemRecord
+
+    slot = timedelta(hours=slot_hours)
+    langs = sorted({p.lang1 for p in pairs} | {p.lang2 for p in pairs})
+    names = [f"{side}-{lang}" for side in ("a", "b") for lang in langs]
+    urls: dict[str, tuple[str, str]] = {}
+    story_of: dict[str, int | None] = {}
+    with tempfile.TemporaryDirectory(prefix="eval-stories-") as tmpdir, FeedServer() as srv:
+        tmp = Path(tmpdir)
+        feeds = [(name, srv.url(f"/{name}.xml")) for name in names]
+        for name in names:
+            srv.add(f"/{name}.xml", body=_rss([], name.split("-", 1)[1]))
+        clock = _FixedClock(BASE_TIME)
+        rt = Runtime.start(_config(tmp, feeds), clock=clock)
+        try:
+            for start in range(0, len(pairs), chunk):
+                docs: dict[str, list[dict[str, str]]] = {name: [] for name in names}
+                for n in range(start, min(start + chunk, len(pairs))):
+                    pair = pairs[n]
+                    when = format_datetime(BASE_TIME + n * slot)
+                    id1, id2 = pair.pair_id.split("_")
+                    links = (
+                        f"https://a{n}.example/articles/{id1}",
+                        f"https://b{n}.example/articles/{id2}",
+                    )
+                    urls[pair.pair_id] = links
+                    for side, raw, lang, link in (
+                        ("a", pair.text1, pair.lang1, links[0]),
+                        ("b", pair.text2, pair.lang2, links[1]),
+                    ):
+                        title, body = split_title(raw)
+                        docs[f"{side}-{lang}"].append(
+                            {"title": title, "link": link, "description": body, "pubDate": when}
+                        )
+                for name, items in docs.items():
+                    srv.add(f"/{name}.xml", body=_rss(items, name.split("-", 1)[1]))
+                clock.at = BASE_TIME + (start + chunk) * slot
+                rt.expire_stories()
+                report = poll_due(rt, all_feeds=True)
+                if report.failed:
+                    raise SystemExit(f"pipeline poll failed: {report.errors[:3]}")
+            with rt.sessions() as s:
+                for url, sid in s.execute(select(ItemRecord.url, ItemRecord.story_id)).all():
+                    if url is not None:
+                        story_of[url] = sid
+        finally:
+            rt.close()
+
+    def judge(pair: Pair, n: int) -> tuple[bool, str]:
+        a, b = (story_of.get(u) for u in urls[pair.pair_id])
+        if a is None or b is None:
+            return False, "missing"
+        return a == b, "pipeline"
+
+    return judge
 
 
 def run(pairs: list[Pair], judge: Judge, show: int) -> dict[str, Tally]:
@@ -200,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--split", choices=["train", "test", "all"], default="all")
-    ap.add_argument("--pipeline", action="store_true", help="through the daemon (not yet)")
+    ap.add_argument(
+        "--pipeline", action="store_true", help="through the real poller, pipeline and storage"
+    )
     ap.add_argument("--show", type=int, default=0, help="print this many mistakes")
     args = ap.parse_args(argv)
     if not args.data.exists():

@@ -201,6 +201,8 @@ def test_alert_payload_is_json_ready_with_id_first() -> None:
     assert next(iter(payload)) == "id"
     assert payload["published"] == "2026-11-28T09:30:00Z"
     assert payload["also_reported_by"] == ["TASS", "Kun.uz"]
+    # Receivers (and tests/test_crash_safety.py) group repeats by story.
+    assert payload["story_id"] == 42 and payload["nearest_seed"] == "nca-cis-chiefs"
 
 
 # --- snippets and highlighting --------------------------------------------------------------

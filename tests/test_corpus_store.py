@@ -67,7 +67,7 @@ def sweep(tmp_path: Path, files: list[Path]) -> tuple[int, int, int]:
             url = srv.url(f"/f/{i}")
             feeds.append((f"c{i}", url))
             bodies[url] = (body, hdrs)
-        cfg = write_config(tmp_path, feeds, [Rule("any", "security OR the OR и")])
+        cfg = write_config(tmp_path, feeds, [Rule("rare", "uranium AND enrichment")])
         rt = Runtime.start(cfg)
         try:
             polled: set[int] = set()

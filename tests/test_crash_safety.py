@@ -65,16 +65,27 @@ def test_sigkill_twenty_times_loses_and_doubles_nothing(
         published[f] += rng.randint(1, 3)
         feed_server.add(f"/w{f}.xml", body=rss(items_for(f, published[f]), title=f"wire {f}"))
 
-    for _ in range(KILLS):
+    def alert_bytes() -> int:
+        return alerts.stat().st_size if alerts.exists() else 0
+
+    for k in range(KILLS):
         publish()
         d = DaemonProcess(cfg).start()
         try:
-            # Kill at a random moment: during start-up, fetch, store or delivery.
-            deadline = time.monotonic() + rng.uniform(0.3, 2.5)
-            while time.monotonic() < deadline:
-                if rng.random() < 0.3:
-                    publish()
-                time.sleep(0.1)
+            if k % 3 == 2:
+                # Kill the moment an alert reaches the receiver, before the daemon can mark
+                # it sent: the window where at-least-once delivery repeats an alert.
+                size = alert_bytes()
+                deadline = time.monotonic() + 5.0
+                while time.monotonic() < deadline and alert_bytes() == size:
+                    time.sleep(0.001)
+            else:
+                # Kill at a random moment: during start-up, fetch, store or delivery.
+                deadline = time.monotonic() + rng.uniform(0.3, 2.5)
+                while time.monotonic() < deadline:
+                    if rng.random() < 0.3:
+                        publish()
+                    time.sleep(0.1)
         finally:
             d.kill()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seedwatch.errors import RuleSyntaxError
 from seedwatch.rules import And, Near, Not, Or, Phrase, Scope, Word, parse_query, textnorm, to_text
@@ -187,3 +189,14 @@ def test_stem_by_script() -> None:
     assert textnorm.stem("terrorists") == textnorm.stem("terrorist")
     assert textnorm.stem("террористами") == textnorm.stem("террористов") == "террорист"
     assert textnorm.stem("2024") == "2024"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(list("aZ9 _-'’ʻ‐.,ёЁйқӘ\u0301\u00ad\u200bİß—")) | st.characters(),
+        max_size=40,
+    )
+)
+def test_fast_tokenizer_agrees_with_token_re(text: str) -> None:
+    assert textnorm.tokens(text) == textnorm.TOKEN_RE.findall(text)

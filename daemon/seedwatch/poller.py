@@ -9,6 +9,7 @@ and whether the operator was told it went stale (``storage.feeds.PollState``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -42,11 +43,19 @@ from seedwatch.schedule import (
 )
 from seedwatch.storage import queries
 from seedwatch.storage.feeds import FeedHealth, PollState, get_poll_state, put_poll_state
+from seedwatch.textutil import html_to_text, one_line
 from seedwatch.types import FeedRef, FetchResult, StoreOutcome
 
 log = logging.getLogger(__name__)
 
 _local = threading.local()
+
+# feedparser and the sanitizer need roughly ten times a body's size while parsing it (a 12 MB
+# body peaked at ~140 MB). Large bodies are parsed one at a time, so the daemon's peak memory
+# is one large parse, not ``workers`` of them.
+LARGE_BODY = 1024 * 1024
+MAX_TITLE = 500
+_large_parse = threading.BoundedSemaphore(1)
 
 
 def _session(rt: Runtime) -> requests.Session:
@@ -116,7 +125,10 @@ def poll_feed(rt: Runtime, feed: FeedRef, *, force: bool = False) -> StoreOutcom
         if not unchanged:
             now = rt.clock.now()
             t0 = time.monotonic()
-            seen.done = process(feed, result, now=now, scorer=rt.classifier, matcher=rt.watchlist)
+            with _large_parse if len(result.body) > LARGE_BODY else contextlib.nullcontext():
+                seen.done = process(
+                    feed, result, now=now, scorer=rt.classifier, matcher=rt.watchlist
+                )
             metrics.observe_stage("process", time.monotonic() - t0)
             t0 = time.monotonic()
             with rt.write_lock, rt.sessions() as s:
@@ -218,10 +230,12 @@ def _record(rt: Runtime, feed: FeedRef, seen: _Seen, error: FeedError | None) ->
         if interval is None:
             interval = queries.feed_interval(s, feed.id)
         when = next_check(now, po, interval=interval, schedule=cfg.schedule, rng=rt.rng)
-        title = (done.feed.title or None) if done is not None else None
+        # feedparser hands titles over as (sanitized) HTML; the feed's title is shown in
+        # alerts and `status`, so it is stored as one line of plain text like item titles.
+        title = one_line(html_to_text(done.feed.title))[:MAX_TITLE] if done is not None else ""
         health = queries.record_fetch(
             s, feed.id, now=now, next_check=when, result=result if error is None else None,
-            error=error, title=title, failing_after=cfg.schedule.failing_after,
+            error=error, title=title or None, failing_after=cfg.schedule.failing_after,
         )
         stale = error is None and is_stale(state.newest, state.gap, now, last_success=now)
         op = cfg.operator_channel

@@ -141,8 +141,10 @@ class Runtime:
     # -- reload ---------------------------------------------------------------------------
 
     def _current_stamps(self) -> dict[str, tuple[tuple[str, int, int], ...]]:
+        # feeds.toml is read when present, so its creation after start counts as an edit too.
+        config_files = {*self.config.files, self.config.path.parent / "feeds.toml"}
         return {
-            "config": file_stamp(list(self.config.files)),
+            "config": file_stamp(sorted(config_files)),
             "watchlist": file_stamp([self.config.watchlist_path]),
             "seeds": file_stamp([self.config.classifier.seeds]),
         }

@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from seedwatch.alerts import render
 from seedwatch.alerts.backoff import next_attempt
 from seedwatch.alerts.channels import Channel
-from seedwatch.alerts.digest import RateLimiter, make_digest, plan
+from seedwatch.alerts.digest import WINDOW, RateLimiter, make_digest, plan, room_at
 from seedwatch.errors import DeliveryError, SeedwatchError
-from seedwatch.storage import queries
+from seedwatch.storage import outbox, queries
 from seedwatch.types import AlertMessage
 
 log = logging.getLogger(__name__)
@@ -118,10 +118,6 @@ def rate_limit_of(channel: Channel | None) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-# Per-process: counts survive config reloads (channels are rebuilt) but not restarts.
-_PROCESS_LIMITER = RateLimiter()
-
-
 def deliver_due(
     sessions: sessionmaker[Session],
     channels: Mapping[str, Channel],
@@ -140,13 +136,14 @@ def deliver_due(
 
     Due alerts of ``digest_rules`` go to their channel as one digest message; a channel with a
     rate limit gets at most that many messages an hour, its overflow folded into a digest or,
-    when the hour is used up, held (left leased, so due again after ``lease``), never dropped.
+    when the hour is used up, handed back due when the hour has room (and then sent in a
+    digest), never dropped. The count comes from the outbox, so it holds across restarts; a
+    ``limiter`` given instead keeps it in memory (held alerts then stay leased until ``lease``).
     """
     with sessions() as s:  # claim_due_alerts commits its lease itself
         msgs = queries.claim_due_alerts(s, now, limit=limit, owner=owner, lease=lease)
     if not msgs:
         return DeliveryReport()
-    limiter = limiter if limiter is not None else _PROCESS_LIMITER
     digests = frozenset(digest_rules)
 
     by_channel: dict[str, list[AlertMessage]] = {}
@@ -156,11 +153,34 @@ def deliver_due(
     deferred = 0
     for name, group in by_channel.items():
         channel = channels.get(name)
-        budget = limiter.remaining(name, rate_limit_of(channel), now)
+        per_hour = rate_limit_of(channel)
+        sends: list[datetime] | None = None
+        budget: int | None
+        if per_hour is None:
+            budget = None
+        elif limiter is not None:
+            budget = limiter.remaining(name, per_hour, now)
+        else:
+            sends = _sends_in_window(sessions, name, now)
+            budget = None if sends is None else max(0, per_hour - len(sends))
         singles, batch, held = plan(group, digest_rules=digests, budget=budget)
         if held:
-            log.info("rate limit reached channel=%s held=%d", name, len(held))
             deferred += len(held)
+            if sends is not None and per_hour is not None:
+                until = room_at(sends, per_hour, now)
+                _record(
+                    sessions,
+                    held[0],
+                    partial(_defer, alert_ids=[m.id for m in held], until=until),
+                )
+                log.info(
+                    "rate limit reached channel=%s held=%d until=%s",
+                    name,
+                    len(held),
+                    until.isoformat(),
+                )
+            else:
+                log.info("rate limit reached channel=%s held=%d", name, len(held))
         units = [_Unit(m, (m,)) for m in singles]
         if batch:
             units.append(_Unit(make_digest(name, batch, now=now), tuple(batch)))
@@ -183,9 +203,15 @@ def deliver_due(
             if outcome is _DEFERRED:
                 deferred += len(unit.alerts)
             elif outcome is None:
-                limiter.record(unit.message.channel, now)
+                if limiter is not None:
+                    limiter.record(unit.message.channel, now)
                 ids = [m.id for m in unit.alerts]
-                _record(sessions, unit.message, partial(_mark_sent, alert_ids=ids, now=now))
+                digest = unit.message.id if unit.message.kind == "digest" else None
+                _record(
+                    sessions,
+                    unit.message,
+                    partial(_mark_sent, alert_ids=ids, now=now, digest=digest),
+                )
                 log.info(
                     "alert sent alert=%s channel=%s rule=%s alerts=%d",
                     unit.message.id,
@@ -275,10 +301,27 @@ def _dead_notice(msg: AlertMessage, err: DeliveryError, attempts: int) -> str:
     )
 
 
-def _mark_sent(s: Session, *, alert_ids: Sequence[str], now: datetime) -> None:
+def _mark_sent(s: Session, *, alert_ids: Sequence[str], now: datetime, digest: str | None) -> None:
     # A digest's alerts are marked together: the message carried all of them.
     for alert_id in alert_ids:
-        queries.mark_sent(s, alert_id, now)
+        outbox.mark_sent(s, alert_id, now, digest=digest)
+
+
+def _defer(s: Session, *, alert_ids: Sequence[str], until: datetime) -> None:
+    outbox.defer_alerts(s, alert_ids, until)
+
+
+def _sends_in_window(
+    sessions: sessionmaker[Session], channel: str, now: datetime
+) -> list[datetime] | None:
+    """Messages sent to ``channel`` in the last hour; None when the database cannot tell (the
+    channel is then not limited this tick rather than stalled)."""
+    try:
+        with sessions() as s:
+            return outbox.channel_sends_since(s, channel, now - WINDOW)
+    except (SQLAlchemyError, SeedwatchError) as e:
+        log.error("rate limit: cannot count sends channel=%s error=%s", channel, type(e).__name__)
+        return None
 
 
 def _record(

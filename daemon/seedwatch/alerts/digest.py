@@ -5,8 +5,10 @@ every channel can send it; its id is derived from the ids it carries, so a repea
 digest carries the same id. Each entry keeps its own alert id for receivers that deduplicate
 per alert.
 
-The rate limiter counts sends per channel in a sliding hour. It lives in the process: after a
-restart a channel may get up to one more hour's worth (storage keeps no per-channel count yet).
+The rate limit counts messages per channel in a sliding hour. deliver_due reads the count from
+the outbox (storage.outbox.channel_sends_since), so it holds across restarts; when the hour is
+used up the rest are handed back due when there is room (held, so they go out as a digest).
+``RateLimiter`` is the in-memory counter for callers without a database.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def _entry(msg: AlertMessage) -> dict[str, Any]:
         "topic": msg.topic,
         "terms": list(msg.terms),
         "snippet": msg.snippet,
+        "nearest_seed": msg.nearest_seed,
+        "story_id": msg.story_id,
         "also_reported_by": list(msg.also_reported_by),
     }
 
@@ -97,6 +101,20 @@ def digest_entries(msg: AlertMessage) -> list[dict[str, Any]]:
     return [e for _, e in sorted(out, key=lambda p: p[0])]
 
 
+def is_held(msg: AlertMessage) -> bool:
+    """Was the alert held back before its first try (storage marks it ("held", "1"))?"""
+    return ("held", "1") in msg.extra
+
+
+def room_at(sends: Sequence[datetime], limit: int, now: datetime) -> datetime:
+    """When a channel that sent at ``sends`` (oldest first, within the last hour) may send
+    again under ``limit`` messages an hour."""
+    recent = [t for t in sends if t > now - WINDOW]
+    if len(recent) < limit:
+        return now
+    return recent[len(recent) - limit] + WINDOW
+
+
 class RateLimiter:
     """Sends per channel within the last hour; the clock comes in as ``now``."""
 
@@ -134,8 +152,13 @@ def plan(
     message, the overflow joins the digest instead of being dropped; with no budget left at
     all everything is held until the window has room.
     """
-    singles = [m for m in msgs if not (m.kind == "match" and m.rule in digest_rules)]
-    batch = [m for m in msgs if m.kind == "match" and m.rule in digest_rules]
+
+    def batched(m: AlertMessage) -> bool:
+        # Digest rules' alerts, and alerts held back (quiet hours, an earlier full hour).
+        return m.kind == "match" and (m.rule in digest_rules or is_held(m))
+
+    singles = [m for m in msgs if not batched(m)]
+    batch = [m for m in msgs if batched(m)]
     if budget is not None:
         if budget <= 0:
             return [], [], list(msgs)

@@ -249,6 +249,10 @@ def _digest_items(msg: AlertMessage) -> list[AlertMessage]:
                 topic=str(entry.get("topic", "")),
                 terms=tuple(str(t) for t in entry.get("terms") or ()),
                 snippet=str(entry.get("snippet", "")),
+                nearest_seed=(
+                    str(entry["nearest_seed"]) if entry.get("nearest_seed") else None
+                ),
+                story_id=entry["story_id"] if isinstance(entry.get("story_id"), int) else None,
                 also_reported_by=tuple(str(o) for o in entry.get("also_reported_by") or ()),
             )
         )
@@ -388,7 +392,8 @@ def alert_payload(msg: AlertMessage) -> dict[str, Any]:
         "nearest_seed": msg.nearest_seed,
         "terms": list(msg.terms),
         "snippet": msg.snippet,
-        "story": msg.story_id,
+        "story": msg.story_id,  # kept for receivers written against round 1
+        "story_id": msg.story_id,
         "also_reported_by": list(msg.also_reported_by),
         "extra": {k: v for k, v in msg.extra if not k.startswith(ENTRY_PREFIX)},
     }

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 Vec = npt.NDArray[np.float32]
 
-BACKENDS = ("lexical", "words")
+BACKENDS = ("lexical", "words", "semantic")
 DEFAULT_THRESHOLD = 0.5
 # Calibration. z = (raw - median of ordinary news) / its lower-half spread; the anchor is the
 # median z of the ANCHOR_TOP best-matching items seen (at least ANCHOR_MIN); u = z / anchor is
@@ -60,6 +60,17 @@ K1 = 1.2
 MIN_SPREAD = 0.01
 STREAM_CAP = 2000  # observed items kept for calibration
 REFIT_EVERY = 1000
+# Supervised part (see _Supervised): a seed shorter than EXAMPLE_CHARS is an example item (a
+# k-shot positive or a labelled item) rather than a description of the topic area.
+EXAMPLE_CHARS = 1200
+SUP_WEIGHT = 2.5  # weight of the supervised score in raw once examples abound
+SUP_HALF = 5.0  # examples at which it gets half of SUP_WEIGHT
+SUP_NEG_Z = 1.0  # stream items above this (in spreads) are not trusted as negatives
+SUP_LAMBDA = 1e-2
+SUP_ITERS = 300
+SUP_DENSE = 1.0
+SUP_PSEUDO = 0.0
+COUNTER_SUP = 10.0  # a counter-example weighs as much as this many stream negatives
 
 
 @dataclass(frozen=True)
@@ -138,17 +149,28 @@ class _Block:
         return int(np.argmax(sims[a + 1 : a + size])) if size > 1 else -1
 
 
+_PRIORS: dict[int, tuple[StaticTable, dict[str, float]]] = {}
+
+
+def _prior(table: StaticTable) -> dict[str, float]:
+    """Background document frequency per stem; computed once per table (read-only after)."""
+    hit = _PRIORS.get(id(table))
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    prior: dict[str, float] = {}
+    for w, d in zip(table.words, table.df.tolist(), strict=True):
+        for s in stems([w]):
+            prior[s] = max(prior.get(s, 0.0), d)
+    _PRIORS[id(table)] = (table, prior)
+    return prior
+
+
 class _Stats:
     """Document frequencies: a background prior plus what the stream has shown."""
 
     def __init__(self, table: StaticTable | None) -> None:
-        self.prior: dict[str, float] = {}
-        self.prior_n = 0.0
-        if table is not None:
-            self.prior_n = float(table.ndocs)
-            for w, d in zip(table.words, table.df.tolist(), strict=True):
-                for s in stems([w]):
-                    self.prior[s] = max(self.prior.get(s, 0.0), d)
+        self.prior: dict[str, float] = _prior(table) if table is not None else {}
+        self.prior_n = float(table.ndocs) if table is not None else 0.0
         self.stream: Counter[str] = Counter()
         self.stream_n = 0
         self.stream_n_cyr = 0  # stream documents with Cyrillic words
@@ -199,6 +221,10 @@ class Classifier:
             raise SeedError(f"unknown classifier backend {backend!r}; known: {', '.join(BACKENDS)}")
         if not seeds.topics:
             raise SeedError("no seed topic to score against")
+        if backend == "semantic":
+            from seedwatch.classify.semantic import SemanticClassifier
+
+            return SemanticClassifier.load(seeds, threshold=threshold)
         table = load_table() if backend == "lexical" else None
         return cls(
             seeds,
@@ -209,7 +235,8 @@ class Classifier:
 
     def rebuild(self, seeds: SeedSet, *, threshold: float | None = None) -> Classifier:
         """A classifier for edited seeds that keeps what this one learned from the stream."""
-        new = Classifier.__new__(Classifier)
+        new = type(self).__new__(type(self))
+        self._carry(new)
         new.seeds = seeds
         new.threshold = self.threshold if threshold is None else threshold
         new.backend = self.backend
@@ -222,6 +249,9 @@ class Classifier:
         new._word_df = Counter(self._word_df)
         new._fit()
         return new
+
+    def _carry(self, new: Classifier) -> None:
+        """Hook for subclasses: hand what rebuild() must keep (a loaded model) to ``new``."""
 
     # -- features -------------------------------------------------------------------------
 
@@ -285,11 +315,12 @@ class Classifier:
                 # taken as extra examples for the topic centroid (never as nearest seed).
                 z = (raws - tm.mid) / tm.spread
                 # They stand in for examples the analyst has not given: fewer as seeds grow.
-                wanted = max(0, PRF_DOCS - PRF_PER_SEED * len(topic.seeds))
+                wanted = max(0, PRF_DOCS - PRF_PER_SEED * tm.n_near)
                 top = [int(i) for i in np.argsort(-z)[:wanted] if z[i] >= PRF_Z]
                 if top:
                     tm = _TopicModel(topic, self, pseudo=[feats[i] for i in top])
-                    tm.calibrate(feats)
+                    raws = tm.calibrate(feats)
+            tm.fit_supervised(feats, raws)
             topics.append(tm)
         # One assignment: a score() running meanwhile sees the old models or the new ones.
         self._topics = topics
@@ -336,25 +367,71 @@ def _stem_pairs(toks: Sequence[str]) -> tuple[list[str], list[str]]:
     return kept, stems(kept)
 
 
+class _Supervised:
+    """Logistic regression over [BM25 weights on the topic's stems | static vector]: the seeds
+    (and their paragraphs) against ordinary stream items and the counter-examples.
+
+    The stream is unlabelled and holds relevant items too, so only the items the similarity
+    already places near ordinary news (z < SUP_NEG_Z) are taken as negatives (the "reliable
+    negatives" of learning from positive and unlabelled data).
+    """
+
+    def __init__(self, dims: int) -> None:
+        self.dims = dims
+        self.w: Vec = np.zeros(dims, dtype=np.float32)
+        self.b = 0.0
+        self.mid = 0.0
+        self.spread = 1.0
+
+    def fit(self, x: Vec, y: npt.NDArray[np.float32], weight: npt.NDArray[np.float32]) -> None:
+        weight = weight / float(weight.sum())
+        w = np.zeros(x.shape[1], dtype=np.float32)
+        b = 0.0
+        # Plain gradient descent from zero with a fixed budget: rows are unit-scale, so a
+        # step of 1 is stable, and the early stop adds to the L2 term's smoothing.
+        for _ in range(SUP_ITERS):
+            p = 1.0 / (1.0 + np.exp(-(x @ w + b)))
+            g = (weight * (p - y)).astype(np.float32)
+            w -= (x.T @ g + SUP_LAMBDA * w).astype(np.float32)
+            b -= float(g.sum())
+        self.w, self.b = w, b
+
+    def value(self, x: Vec) -> npt.NDArray[np.float64]:
+        return (x @ self.w + self.b).astype(np.float64)
+
+    def one(self, idx: npt.NDArray[np.int64], val: Vec, dense: Vec | None, n_lex: int) -> float:
+        """value() of one item from its sparse stem weights, without building a row."""
+        out = self.b + float(self.w[idx] @ val) if idx.size else self.b
+        if dense is not None and self.dims > n_lex:
+            out += SUP_DENSE * float(self.w[n_lex:] @ dense)
+        return out
+
+
 class _TopicModel:
     def __init__(self, topic: Topic, clf: Classifier, pseudo: Sequence[Features] = ()) -> None:
         self.name = topic.name
-        docs = [
-            [clf.features("", d.text), *(clf.features("", p) for p in d.passages)]
-            for d in topic.seeds
-        ]
-        counters = [
-            [clf.features("", d.text), *(clf.features("", p) for p in d.passages)]
-            for d in topic.counter
-        ]
+        self.clf = clf
+        # Long documents describe the topic area; short ones are example items (k-shot
+        # positives, labelled items). Nearest-document similarity is taken against the
+        # descriptions only: an example about one event pulls in every other item about that
+        # event, relevant or not. Examples teach the supervised part instead. Without any
+        # long document every seed is a description.
+        profiles = [d for d in topic.seeds if len(d.text) >= EXAMPLE_CHARS]
+        near = profiles or list(topic.seeds)
+        self.n_near = len(near)
+        self.n_examples = len(topic.seeds) - len(profiles) if profiles else len(topic.seeds)
+        feats = {
+            d.name: [clf.features("", d.text), *(clf.features("", p) for p in d.passages)]
+            for d in (*topic.seeds, *topic.counter)
+        }
+        docs = [feats[d.name] for d in near]
+        counters = [feats[d.name] for d in topic.counter]
         vocab: dict[str, int] = {}
-        for f in [f for doc in docs + counters for f in doc] + list(pseudo):
+        for f in [f for doc in feats.values() for f in doc] + list(pseudo):
             for stem in f.lex:
                 vocab.setdefault(stem, len(vocab))
         self.vocab = vocab
-        self.docs = _Block(
-            [d.name for d in topic.seeds], [d.passages for d in topic.seeds], docs, vocab
-        )
+        self.docs = _Block([d.name for d in near], [d.passages for d in near], docs, vocab)
         self.counter = (
             _Block(
                 [d.name for d in topic.counter],
@@ -370,6 +447,66 @@ class _TopicModel:
         self.mid = 0.0
         self.spread = 1.0
         self.anchor = ANCHOR_MIN
+        self._seed_feats = [feats[d.name] for d in topic.seeds]
+        self._pseudo = list(pseudo)
+        self._counter_feats = counters
+        self.sup: _Supervised | None = None
+        self.sup_weight = 0.0
+        self.sim_mid = 0.0
+        self.sim_spread = 1.0
+
+    def _matrix(self, fs: Sequence[Features]) -> Vec:
+        dims = self.clf._table.vectors.shape[1] if self.clf._table is not None else 0
+        x = np.zeros((len(fs), len(self.vocab) + dims), dtype=np.float32)
+        for r, f in enumerate(fs):
+            for stem, v in f.lex.items():
+                c = self.vocab.get(stem)
+                if c is not None:
+                    x[r, c] = v
+            if dims and f.dense is not None:
+                x[r, len(self.vocab) :] = SUP_DENSE * f.dense
+        return x
+
+    def fit_supervised(self, pool: Sequence[Features], raws: npt.NDArray[np.float64]) -> None:
+        """Learn the supervised part once the topic has example items; then recalibrate."""
+        if not self.n_examples or not len(pool):
+            return
+        self.sim_mid, self.sim_spread = self.mid, self.spread
+        negatives = [
+            f
+            for f, r in zip(pool, raws.tolist(), strict=True)
+            if (r - self.mid) / self.spread < SUP_NEG_Z
+        ]
+        pos: list[Features] = []
+        pos_w: list[float] = []
+        for doc in self._seed_feats:
+            pos.append(doc[0])
+            pos_w.append(1.0)
+            if len(doc) > 2:  # the paragraphs of a long document are item-sized positives
+                pos += doc[1:]
+                pos_w += [1.0 / (len(doc) - 1)] * (len(doc) - 1)
+        # Pseudo-examples (far above ordinary news by similarity) count as weak positives.
+        pos += self._pseudo
+        pos_w += [SUP_PSEUDO] * len(self._pseudo)
+        neg_w = [1.0] * len(negatives)
+        for doc in self._counter_feats:
+            # The analyst's own "not like this" outweighs an unlabelled stream item.
+            negatives.append(doc[0])
+            neg_w.append(COUNTER_SUP)
+        x = self._matrix(pos + negatives)
+        y = np.r_[np.ones(len(pos)), np.zeros(len(negatives))].astype(np.float32)
+        # Both classes weigh the same in the loss, however many stream items there are.
+        wp = np.array(pos_w, dtype=np.float32)
+        wn = np.array(neg_w, dtype=np.float32)
+        weight = np.r_[wp / wp.sum(), wn / wn.sum()].astype(np.float32)
+        sup = _Supervised(x.shape[1])
+        sup.fit(x, y, weight)
+        values = sup.value(self._matrix(pool))
+        sup.mid = float(np.median(values))
+        sup.spread = max(MIN_SPREAD, sup.mid - float(np.quantile(values, 0.16)))
+        self.sup = sup
+        self.sup_weight = SUP_WEIGHT * self.n_examples / (self.n_examples + SUP_HALF)
+        self.calibrate(pool)
 
     def _centroid(self, wholes: list[Features]) -> _Block | None:
         if len(wholes) < 2:
@@ -417,6 +554,11 @@ class _TopicModel:
         if self.counter is not None:
             neg = float(self.counter.doc_sims(self.counter.row_sims(f, idx, val)).max())
             value -= COUNTER_WEIGHT * max(0.0, neg)
+        if self.sup is not None:
+            sup = self.sup.one(idx, val, f.dense, len(self.vocab))
+            value = (value - self.sim_mid) / self.sim_spread + self.sup_weight * (
+                sup - self.sup.mid
+            ) / self.sup.spread
         return value, best_doc, rows
 
     def calibrate(self, background: Sequence[Features]) -> npt.NDArray[np.float64]:

@@ -41,7 +41,7 @@ HEADER_KEYS = (
     "id",
 )
 _HEADER_LINE = re.compile(
-    r"^\s*(" + "|".join(HEADER_KEYS) + r")\s*[:=]?\s+(\S.{0,300}?)\s*$", re.IGNORECASE
+    r"^\s*(" + "|".join(HEADER_KEYS) + r")\s*[:=]?\s+(\S.{0,2000}?)\s*$", re.IGNORECASE
 )
 # The shipped seed carries its date glued to the first sentence: "date 2025-10-17 On 17 ...".
 _INLINE_DATE = re.compile(
@@ -109,7 +109,8 @@ def split_header(raw: str) -> tuple[str, tuple[tuple[str, str], ...]]:
             break
         m = _HEADER_LINE.match(line)
         # A header value is short; a long line starting with "Date" is prose.
-        if m and len(m.group(2)) <= 120 and len(m.group(2).split()) <= 8:
+        long_ok = m is not None and m.group(1).lower() in ("url", "link") and " " not in m.group(2)
+        if m and (len(m.group(2)) <= 120 or long_ok) and len(m.group(2).split()) <= 8:
             meta.append((m.group(1).lower(), m.group(2)))
             i += 1
             continue

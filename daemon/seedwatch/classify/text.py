@@ -46,16 +46,14 @@ def words(text: str) -> list[str]:
     return [w.lower().replace("’", "'") for w in WORD_RE.findall(text)]
 
 
+@lru_cache(maxsize=262_144)
+def _stem(word: str) -> str:
+    # News vocabulary is Zipfian: a cache of seen words saves most of the stemmer calls.
+    if CYRILLIC.search(word):
+        return str(_stemmer("russian").stemWord(word.replace("ё", "е")))
+    return str(_stemmer("english").stemWord(word))
+
+
 def stems(tokens: list[str]) -> list[str]:
     """Content-word stems: stop words dropped, English or Russian stemmer chosen per word."""
-    en = _stemmer("english")
-    ru = _stemmer("russian")
-    out: list[str] = []
-    for w in tokens:
-        if len(w) < 2 or w in STOP_EN or w in STOP_RU:
-            continue
-        if CYRILLIC.search(w):
-            out.append(ru.stemWord(w.replace("ё", "е")))
-        else:
-            out.append(en.stemWord(w))
-    return out
+    return [_stem(w) for w in tokens if len(w) >= 2 and w not in STOP_EN and w not in STOP_RU]

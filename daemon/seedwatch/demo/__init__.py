@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from seedwatch.demo.server import FeedServer
@@ -168,7 +169,7 @@ def run_demo(seconds: float = 24.0) -> int:
                 seen_alerts = len(lines)
 
         def drive() -> None:
-            steps = [
+            steps: list[tuple[float, str, Callable[[], None]]] = [
                 (seconds * 0.25, "Central Asia Wire publishes a new story (a border shooting)",
                  lambda: publish("/central-asia-wire.xml", NEW_ITEM)),
                 (seconds * 0.45, "the analyst adds a rule 'border-incidents' to watchlist.toml "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate, islice
@@ -20,7 +21,7 @@ from typing import Any
 from seedwatch.config.model import RuleConfig
 from seedwatch.rules import textnorm
 from seedwatch.rules.nodes import Node
-from seedwatch.rules.tree import FIELD_BITS, CNode, Hits, Span
+from seedwatch.rules.tree import FIELD_BITS, CNode, Span
 from seedwatch.types import Item, Match, Score
 
 # Position gap between separate strings of one field (tags, feed name and URL): larger than
@@ -50,12 +51,14 @@ class _WordCaches:
     per item, set operations (in C) pick the few words that matter among its ~100 distinct
     ones, instead of a dict lookup per word in Python."""
 
-    __slots__ = ("hot", "hot_keys", "known", "npos", "npos_keys")
+    __slots__ = ("atoms", "hot", "hot_keys", "known", "npos", "npos_keys", "wakes")
 
     def __init__(self) -> None:
         self.known: set[str] = set()  # raw words already scanned
         self.hot: dict[str, _Hits] = {}  # raw word -> hits, for words some rule looks for
         self.hot_keys: set[str] = set()
+        self.wakes: dict[str, frozenset[int]] = {}  # raw word -> rules its atoms trigger
+        self.atoms: dict[str, frozenset[int]] = {}  # raw word -> every atom it hits
         self.npos: dict[str, int] = {}  # raw words taking other than one position
         self.npos_keys: set[str] = set()
 
@@ -71,6 +74,7 @@ class CompiledRule:
     ast: Node
     tree: CNode = field(repr=False)
     atoms: frozenset[int] = field(repr=False)
+    required: frozenset[int] = field(repr=False, default=frozenset())
     min_score: float | None = None
     topics: frozenset[str] = frozenset()
     feeds: frozenset[str] = frozenset()
@@ -86,14 +90,23 @@ class CompiledRule:
             ast=ast,
             tree=tree,
             atoms=frozenset(tree.atoms()),
+            required=tree.required(),
             min_score=rule.min_score,
             topics=frozenset(t.casefold() for t in rule.topics),
             feeds=frozenset(f.casefold() for f in rule.feeds),
             tags=frozenset(t.casefold() for t in rule.tags),
         )
 
-    def accepts(self, item: Item, score: Score, feed_name: str, feed_url: str) -> bool:
-        """The rule's filters (min_score, topics, feeds, tags), before its query is looked at."""
+    def accepts(
+        self,
+        item: Item,
+        score: Score,
+        feed_name: str,
+        feed_url: str,
+        feed_tags: Sequence[str] = (),
+    ) -> bool:
+        """The rule's filters (min_score, topics, feeds, tags), before its query is looked at.
+        ``tags`` accepts the item's own categories and its feed's tags (feeds.toml)."""
         if self.min_score is not None and score.score < self.min_score:
             return False
         if self.topics and score.topic.casefold() not in self.topics:
@@ -102,7 +115,7 @@ class CompiledRule:
             feed_name.casefold() in self.feeds or feed_url.casefold() in self.feeds
         ):
             return False
-        return not self.tags or any(t.casefold() in self.tags for t in item.tags)
+        return not self.tags or any(t.casefold() in self.tags for t in (*item.tags, *feed_tags))
 
 
 class Watchlist:
@@ -152,6 +165,7 @@ class Watchlist:
             self._caches = c
             missing = vocab
         known, hot, hot_keys, npos, npos_keys = c.known, c.hot, c.hot_keys, c.npos, c.npos_keys
+        atom_rules = self._atom_rules
         order = list(missing)
         words: list[str] = []
         owners: list[tuple[int, int, int]] = []  # (index in order, first part, last part)
@@ -177,6 +191,10 @@ class Watchlist:
         for ri, hits in per_raw.items():
             raw = order[ri]
             hot[raw] = tuple(hits)
+            c.atoms[raw] = frozenset(atom for _, _, atoms in hits for atom in atoms)
+            c.wakes[raw] = frozenset(
+                r for _, _, atoms in hits for atom in atoms for r in atom_rules.get(atom, ())
+            )
             hot_keys.add(raw)
         for raw, tok in zip(order, splits, strict=True):
             if len(tok.parts) != 1:
@@ -186,14 +204,20 @@ class Watchlist:
         return c
 
     def match(
-        self, item: Item, score: Score, *, feed_name: str = "", feed_url: str = ""
+        self,
+        item: Item,
+        score: Score,
+        *,
+        feed_name: str = "",
+        feed_url: str = "",
+        feed_tags: Sequence[str] = (),
     ) -> tuple[Match, ...]:
         """Every rule the item satisfies, in watchlist order, with the matched terms."""
         if not self.rules or self._automaton is None:
             return ()
         sources = self._sources(item, feed_name, feed_url)
         tokenized = [
-            (bit, [textnorm.TOKEN_RE.findall(s) for s in strings]) for bit, strings in sources
+            (bit, [textnorm.tokens(s) for s in strings]) for bit, strings in sources
         ]
         vocab: set[str] = set()
         for _, lists in tokenized:
@@ -206,13 +230,81 @@ class Watchlist:
         hot_words = vocab & c.hot_keys
         if not hot_words:
             return ()  # the usual case: no word of the item is in any rule
-        hot_cache, npos = c.hot, c.npos
-        hot = {raw: hot_cache[raw] for raw in hot_words}
+        wakes = c.wakes
+        candidates: set[int] = set().union(*[wakes[raw] for raw in hot_words])
+        if not candidates:
+            return ()  # its words only feed rules' other terms (e.g. the common half of an AND)
+        atoms_of = c.atoms
+        present: set[int] = set().union(*[atoms_of[raw] for raw in hot_words])
         multi = vocab & c.npos_keys
-        hits: Hits = {}
-        for bit, lists in tokenized:
+        hits = _LazyHits(tokenized, c.hot, hot_words, c.npos, multi)
+        matched: list[tuple[CompiledRule, list[Span]]] = []
+        for i in sorted(candidates):
+            rule = self.rules[i]
+            # Most woken rules lack some other term (the other half of an AND): found out
+            # from the atoms alone, before any position is computed.
+            if not rule.required <= present or not rule.tree.possible(present):
+                continue
+            if not rule.accepts(item, score, feed_name, feed_url, feed_tags):
+                continue
+            spans = rule.tree.eval(hits)
+            if spans is not None:
+                matched.append((rule, spans))
+        if not matched:
+            return ()
+        surfaces = _Surfaces(sources, [sp for _, spans in matched for sp in spans], multi)
+        return tuple(
+            Match(rule=rule.name, terms=surfaces.terms(spans), channels=rule.channels)
+            for rule, spans in matched
+        )
+
+
+class _LazyHits:
+    """Atom -> spans for one item, each atom's list built the first time a rule asks for it.
+
+    An item wakes a few rules but its words hit many atoms (the other halves of ANDs, words of
+    rules its filters reject); building spans only for the atoms evaluated saves most of it.
+    """
+
+    __slots__ = ("_built", "_by_atom", "_fields", "_hot", "_multi", "_npos", "_tokenized", "_words")
+
+    def __init__(
+        self,
+        tokenized: list[tuple[int, list[list[str]]]],
+        hot: dict[str, _Hits],
+        words: set[str],
+        npos: dict[str, int],
+        multi: set[str],
+    ) -> None:
+        self._tokenized = tokenized
+        self._hot = hot  # the watchlist's cache: read only the item's ``words``
+        self._words = words
+        self._npos = npos
+        self._multi = multi
+        self._built: dict[int, list[Span] | None] = {}
+        self._fields: list[tuple[int, dict[str, list[int]]]] | None = None
+        self._by_atom: dict[int, list[tuple[str, int, int]]] | None = None
+
+    def _sources(self) -> dict[int, list[tuple[str, int, int]]]:
+        by_atom: dict[int, list[tuple[str, int, int]]] = {}
+        hot = self._hot
+        for raw in self._words:
+            for a, b, atoms in hot[raw]:
+                for atom in atoms:
+                    src = by_atom.get(atom)
+                    if src is None:
+                        by_atom[atom] = [(raw, a, b)]
+                    else:
+                        src.append((raw, a, b))
+        self._by_atom = by_atom
+        return by_atom
+
+    def _positions(self) -> list[tuple[int, dict[str, list[int]]]]:
+        """Per field, the positions of each hot word."""
+        hot, npos, multi = self._words, self._npos, self._multi
+        out: list[tuple[int, dict[str, list[int]]]] = []
+        for bit, lists in self._tokenized:
             base = 0
-            # Positions of each hot word in this field, then one span list per (word, part).
             where: dict[str, list[int]] = {}
             for raws in lists:
                 # A word's position is its index unless hyphenated words (several positions
@@ -229,35 +321,29 @@ class Watchlist:
                     else:
                         at.append(pos)
                 base += (len(raws) if ends is None else (ends[-1] if ends else 0)) + _GAP
-            for raw, positions in where.items():
-                for a, b, atoms in hot[raw]:
-                    spans = [(bit, p + a, p + b, ((p + a, p + b),)) for p in positions]
-                    for atom in atoms:
-                        lst = hits.get(atom)
-                        if lst is None:
-                            hits[atom] = spans if len(atoms) == 1 else list(spans)
-                        else:
-                            lst.extend(spans)
-        if not hits:
-            return ()
-        candidates: set[int] = set()
-        for atom in hits:
-            candidates.update(self._atom_rules.get(atom, ()))
-        matched: list[tuple[CompiledRule, list[Span]]] = []
-        for i in sorted(candidates):
-            rule = self.rules[i]
-            if not rule.accepts(item, score, feed_name, feed_url):
-                continue
-            spans = rule.tree.eval(hits)
-            if spans is not None:
-                matched.append((rule, spans))
-        if not matched:
-            return ()
-        surfaces = _Surfaces(sources, [sp for _, spans in matched for sp in spans], multi)
-        return tuple(
-            Match(rule=rule.name, terms=surfaces.terms(spans), channels=rule.channels)
-            for rule, spans in matched
-        )
+            if where:
+                out.append((bit, where))
+        return out
+
+    def get(self, atom: int, /) -> list[Span] | None:
+        built = self._built
+        if atom in built:
+            return built[atom]
+        by_atom = self._by_atom if self._by_atom is not None else self._sources()
+        src = by_atom.get(atom)
+        spans: list[Span] | None = None
+        if src is not None:
+            fields = self._fields
+            if fields is None:
+                fields = self._fields = self._positions()
+            spans = [
+                (bit, p + a, p + b, ((p + a, p + b),))
+                for bit, where in fields
+                for raw, a, b in src
+                for p in where.get(raw, ())
+            ] or None
+        built[atom] = spans
+        return spans
 
 
 class _Surfaces:
@@ -291,7 +377,7 @@ class _Surfaces:
                 break
             # No word takes fewer than one position, so the first last-pos+1 words suffice.
             limit = last - pos + 1
-            found = list(islice(textnorm.TOKEN_RE.finditer(text), limit))
+            found = list(islice(textnorm.token_matches(text), limit))
             if not self.multi or self.multi.isdisjoint(m.group() for m in found):
                 for p in want:
                     if pos <= p < pos + len(found):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -75,7 +76,25 @@ _FOLD_TABLE = _build_fold_table()
 _WC = r"(?:[^\W_]|[\u0300-\u036f\u00ad\u200b-\u200d\u2060])"
 _JOIN = "[" + re.escape(APOSTROPHES + HYPHENS) + "]"
 TOKEN_RE = re.compile(rf"[^\W_]{_WC}*(?:{_JOIN}[^\W_]{_WC}*)*")
+# Without combining marks or invisible joiners in the text, TOKEN_RE is exactly this simpler
+# pattern, which runs about a third faster (tokenizing is most of what matching costs).
+_PLAIN_TOKEN_RE = re.compile(rf"[^\W_]+(?:{_JOIN}[^\W_]+)*")
+_IN_WORD_MARKS = re.compile(r"[\u0300-\u036f\u00ad\u200b-\u200d\u2060]")
 _HYPHEN_RE = re.compile("[" + re.escape(HYPHENS) + "]")
+
+
+def tokens(text: str) -> list[str]:
+    """``TOKEN_RE.findall(text)``, faster."""
+    if _IN_WORD_MARKS.search(text) is None:
+        return _PLAIN_TOKEN_RE.findall(text)
+    return TOKEN_RE.findall(text)
+
+
+def token_matches(text: str) -> Iterator[re.Match[str]]:
+    """``TOKEN_RE.finditer(text)``, faster."""
+    if _IN_WORD_MARKS.search(text) is None:
+        return _PLAIN_TOKEN_RE.finditer(text)
+    return TOKEN_RE.finditer(text)
 _APOS_RE = re.compile("[" + re.escape(APOSTROPHES) + "]")
 
 

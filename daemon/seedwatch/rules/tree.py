@@ -9,9 +9,17 @@ false.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from typing import Protocol
 
 Span = tuple[int, int, int, tuple[tuple[int, int], ...]]
-Hits = dict[int, list[Span]]
+
+
+class Hits(Protocol):
+    """Where each atom was found; a plain ``dict[int, list[Span]]`` will do. Matching passes a
+    lazy one that builds an atom's spans only when a rule asks for it."""
+
+    def get(self, atom: int, /) -> list[Span] | None: ...
+
 
 # Fields as bit positions; the order is also the order matched terms are reported in.
 FIELD_BITS = {"title": 0, "text": 1, "url": 2, "feed": 3, "tag": 4}
@@ -32,6 +40,26 @@ class CNode:
         raise NotImplementedError
 
     def atoms(self) -> set[int]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def required(self) -> frozenset[int]:
+        """Atoms that occur in every item the node is true for (a subset test against the
+        item's atoms, in C, rules most woken rules out)."""
+        if isinstance(self, CAtom):
+            return frozenset({self.atom})
+        if isinstance(self, CSeq):
+            return frozenset().union(*(e.required() for e in self.elements))
+        if isinstance(self, CAnd):
+            return frozenset().union(*(c.required() for c in self.children))
+        if isinstance(self, CNear):
+            return self.left.required() | self.right.required()
+        if isinstance(self, COr):
+            return frozenset.intersection(*(c.required() for c in self.children))
+        return frozenset()  # NOT: absence is what it wants
+
+    def possible(self, present: set[int]) -> bool:  # pragma: no cover - abstract
+        """Could the node be true, given only which atoms occur somewhere in the item? A cheap
+        necessary condition (no positions, no fields) that spares most evaluations."""
         raise NotImplementedError
 
     def fields(self) -> int:  # pragma: no cover - abstract
@@ -86,6 +114,9 @@ class CAtom(CNode):
     def atoms(self) -> set[int]:
         return {self.atom}
 
+    def possible(self, present: set[int]) -> bool:
+        return self.atom in present
+
     def fields(self) -> int:
         return self.mask
 
@@ -121,6 +152,9 @@ class CSeq(CNode):
     def atoms(self) -> set[int]:
         return set().union(*(e.atoms() for e in self.elements))
 
+    def possible(self, present: set[int]) -> bool:
+        return all(e.possible(present) for e in self.elements)
+
     def trigger(self) -> Trigger | None:
         return _best([e.trigger() for e in self.elements])
 
@@ -151,6 +185,9 @@ class COr(CNode):
     def atoms(self) -> set[int]:
         return set().union(*(c.atoms() for c in self.children))
 
+    def possible(self, present: set[int]) -> bool:
+        return any(c.possible(present) for c in self.children)
+
     def trigger(self) -> Trigger | None:
         return _union([c.trigger() for c in self.children])
 
@@ -179,6 +216,9 @@ class CAnd(CNode):
     def atoms(self) -> set[int]:
         return set().union(*(c.atoms() for c in self.children))
 
+    def possible(self, present: set[int]) -> bool:
+        return all(c.possible(present) for c in self.children)
+
     def trigger(self) -> Trigger | None:
         return _best([c.trigger() for c in self.children])
 
@@ -200,6 +240,9 @@ class CNot(CNode):
 
     def atoms(self) -> set[int]:
         return self.child.atoms()
+
+    def possible(self, present: set[int]) -> bool:
+        return True  # absence is what a NOT wants; only evaluation can tell
 
     def trigger(self) -> Trigger | None:
         return None
@@ -255,6 +298,9 @@ class CNear(CNode):
 
     def atoms(self) -> set[int]:
         return self.left.atoms() | self.right.atoms()
+
+    def possible(self, present: set[int]) -> bool:
+        return self.left.possible(present) and self.right.possible(present)
 
     def trigger(self) -> Trigger | None:
         return _best([self.left.trigger(), self.right.trigger()])

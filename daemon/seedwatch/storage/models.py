@@ -116,7 +116,12 @@ class Story(Base):
 
 class ItemRecord(Base):
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("feed_id", "key"),)
+    # A unique index, not a constraint: SQLite adds it without rebuilding the table (which
+    # would drop the full-text triggers of migration 0002).
+    __table_args__ = (
+        UniqueConstraint("feed_id", "key"),
+        Index("uq_items_article_url", "article_url", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
@@ -124,6 +129,11 @@ class ItemRecord(Base):
     guid: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str | None] = mapped_column(Text)
     canonical_url: Mapped[str | None] = mapped_column(Text, index=True)
+    # The canonical URL when this item is the first to carry it: one article per URL across
+    # feeds, so a second feed carrying the same page (even lightly edited) is a duplicate,
+    # enforced here when two writers race. NULL when the URL is not this item's own (another
+    # feed holds it, or this feed links many entries to one page).
+    article_url: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     author: Mapped[str | None] = mapped_column(Text)
@@ -154,13 +164,16 @@ class MatchRecord(Base):
 class Alert(Base):
     __tablename__ = "alerts"
     # NULL rule/story (operator alerts) never collide: NULLs are distinct in both databases.
+    # ``kind`` is in the key so that a story's one follow-up ("now carried by 10 outlets") can
+    # sit beside its one match alert.
     __table_args__ = (
-        UniqueConstraint("rule", "story_id", "channel"),
+        UniqueConstraint("rule", "story_id", "channel", "kind"),
         Index("ix_alerts_dedupe_key", "dedupe_key"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), default="match")  # match | operator | digest
+    # match | follow_up | operator | digest
+    kind: Mapped[str] = mapped_column(String(16), default="match")
     rule: Mapped[str | None] = mapped_column(Text)
     channel: Mapped[str] = mapped_column(Text)
     item_id: Mapped[int | None] = mapped_column(

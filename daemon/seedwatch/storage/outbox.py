@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from seedwatch.alerts.render import snippet
 from seedwatch.storage.common import (
     ALERTS,
     FEEDS,
@@ -29,23 +31,9 @@ from seedwatch.types import AlertMessage
 
 OPERATOR_REPEAT = timedelta(hours=24)
 SNIPPET_CHARS = 280
+DIGEST_MARK = "digest:"  # dedupe_key of match alerts sent inside a digest: "digest:<digest id>"
 MAX_ERROR_TEXT = 1000
 _OPERATOR_NS = uuid.UUID("6f1d8d0e-3c1b-5b7e-9a52-5eed0a7c0002")
-
-
-def snippet(text: str, terms: tuple[str, ...], width: int = SNIPPET_CHARS) -> str:
-    """Plain text around the first matched term (or the start of the text)."""
-    text = " ".join(text.split())
-    lowered = text.lower()
-    hits = [p for p in (lowered.find(t.lower()) for t in terms if t) if p >= 0]
-    start = max(0, min(hits) - width // 3) if hits else 0
-    end = min(len(text), start + width)
-    out = text[start:end]
-    if start > 0:
-        out = "…" + out
-    if end < len(text):
-        out += "…"
-    return out
 
 
 def _also_reported(s: Session, story_ids: set[int]) -> dict[int, dict[int, str]]:
@@ -94,7 +82,10 @@ def _messages(s: Session, rows: list[Any]) -> list[AlertMessage]:
     outlets = _also_reported(s, {r.story_id for r in rows if r.story_id is not None})
     out: list[AlertMessage] = []
     for a in rows:
-        extra = (("attempts", str(a.attempts)),)
+        extra: tuple[tuple[str, str], ...] = (("attempts", str(a.attempts)),)
+        if a.attempts == 0 and a.next_attempt_at > a.created_at:
+            # Held back (digest period, quiet hours, rate limit): it goes out in a digest.
+            extra = (*extra, ("held", "1"))
         if a.kind == "operator" or a.item_id not in items:
             payload = a.payload if isinstance(a.payload, dict) else {}
             body = str(payload.get("body", ""))
@@ -142,7 +133,7 @@ def _messages(s: Session, rows: list[Any]) -> list[AlertMessage]:
                 score=float(it.score),
                 topic=it.topic,
                 terms=found_terms,
-                snippet=snippet(it.text or it.title, found_terms),
+                snippet=snippet(it.text or it.title, found_terms, width=SNIPPET_CHARS),
                 nearest_seed=explanation.get("nearest_seed"),
                 story_id=a.story_id,
                 also_reported_by=also,
@@ -203,19 +194,56 @@ def claim_due_alerts(
 
 
 @storage_errors
-def mark_sent(s: Session, alert_id: str, now: datetime) -> None:
-    """The channel took the alert. Caller commits."""
-    s.execute(
-        update(ALERTS)
-        .where(ALERTS.c.id == alert_id)
-        .values(
-            status="sent",
-            sent_at=now,
-            attempts=ALERTS.c.attempts + 1,
-            lease_owner=None,
-            lease_until=None,
+def mark_sent(s: Session, alert_id: str, now: datetime, *, digest: str | None = None) -> None:
+    """The channel took the alert; ``digest`` is the id of the digest message that carried it
+    (rate limits count messages, and a digest is one). Caller commits."""
+    values: dict[str, Any] = {
+        "status": "sent",
+        "sent_at": now,
+        "attempts": ALERTS.c.attempts + 1,
+        "lease_owner": None,
+        "lease_until": None,
+    }
+    if digest is not None:
+        values["dedupe_key"] = DIGEST_MARK + digest
+    s.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(values))
+
+
+@storage_errors
+def channel_sends_since(s: Session, channel: str, since: datetime) -> list[datetime]:
+    """When each message to ``channel`` was sent after ``since``, oldest first: one entry per
+    single alert and one per digest (however many alerts it carried). Read from the outbox
+    itself, so a per-channel rate limit holds across restarts and between daemons."""
+    a = ALERTS
+    rows = s.execute(
+        select(a.c.id, a.c.dedupe_key, a.c.sent_at).where(
+            a.c.channel == channel,
+            a.c.status == "sent",
+            a.c.sent_at > since,
         )
-    )
+    ).all()
+    # Operator rows carry their own dedupe_key; each of them is one message as well.
+    first: dict[str, datetime] = {}
+    for row_id, dedupe, sent_at in rows:
+        k = dedupe if dedupe and str(dedupe).startswith(DIGEST_MARK) else f"id:{row_id}"
+        if k not in first or sent_at < first[k]:
+            first[k] = sent_at
+    return sorted(first.values())
+
+
+@storage_errors
+def defer_alerts(s: Session, alert_ids: Sequence[str], until: datetime) -> int:
+    """Hand claimed alerts back, due at ``until`` (a channel's hourly limit is used up). They
+    come back held, so they go out in the next digest; nothing is dropped. Caller commits."""
+    done = 0
+    for part in chunks(list(alert_ids)):
+        result = s.execute(
+            update(ALERTS)
+            .where(ALERTS.c.id.in_(part), ALERTS.c.status == "pending")
+            .values(next_attempt_at=until, lease_owner=None, lease_until=None)
+        )
+        done += int(getattr(result, "rowcount", 0) or 0)
+    return done
 
 
 @storage_errors
@@ -242,8 +270,18 @@ def mark_failed(
 
 @storage_errors
 def retry_alert(s: Session, alert_id: str, now: datetime) -> bool:
-    """Make a dead or pending alert due now (``seedwatch alerts --retry ID``). False when there
-    is no such alert or it was already sent. Caller commits."""
+    """Make a dead or pending alert due now (``seedwatch alerts --retry ID``). ``alert_id`` may
+    be the full id or a prefix naming one alert (``seedwatch alerts`` shows 12 characters).
+    False when there is no such alert, the prefix is ambiguous, or it was already sent.
+    Caller commits."""
+    exact = s.execute(select(ALERTS.c.id).where(ALERTS.c.id == alert_id)).first()
+    if exact is None and len(alert_id) >= 6:
+        like = alert_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        found = s.execute(
+            select(ALERTS.c.id).where(ALERTS.c.id.like(like + "%", escape="\\")).limit(2)
+        ).all()
+        if len(found) == 1:
+            alert_id = found[0].id
     result = s.execute(
         update(ALERTS)
         .where(ALERTS.c.id == alert_id, ALERTS.c.status.in_(("dead", "pending")))

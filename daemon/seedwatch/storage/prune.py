@@ -42,6 +42,7 @@ PRUNE_LOCK_KEY = zlib.crc32(b"seedwatch:prune")
 ANALYZE_TABLES = ("items", "matches", "alerts", "stories", "tombstones")
 # Pages returned to the file system per prune: bounded so one call never stalls writers long.
 VACUUM_PAGES = 20_000
+VACUUM_STEP = 2_000  # pages per write transaction (about 0.1 s of the write lock)
 
 
 @dataclass
@@ -53,6 +54,10 @@ class PruneReport:
     tombstones: int = 0
     vacuumed_pages: int = 0
     skipped: bool = False  # another daemon holds the prune lock (PostgreSQL)
+
+
+def _rowcount(result: object) -> int:
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
 
 def _locked_by_other(s: Session) -> bool:
@@ -82,9 +87,9 @@ def _prune_items(s: Session, now: datetime, cutoff: datetime, report: PruneRepor
         .returning(TOMBSTONES.c.feed_id)
     )
     report.tombstones += len(s.execute(ins).all())
-    report.matches += s.execute(delete(MATCHES).where(MATCHES.c.item_id.in_(ids))).rowcount or 0
+    report.matches += _rowcount(s.execute(delete(MATCHES).where(MATCHES.c.item_id.in_(ids))))
     # alerts.item_id is ON DELETE SET NULL: a kept alert outlives its item.
-    report.items += s.execute(delete(ITEMS).where(ITEMS.c.id.in_(ids))).rowcount or 0
+    report.items += _rowcount(s.execute(delete(ITEMS).where(ITEMS.c.id.in_(ids))))
     return True
 
 
@@ -93,7 +98,7 @@ def _prune_alerts(s: Session, cutoff: datetime) -> int:
     old = select(ALERTS.c.id).where(ALERTS.c.created_at < cutoff, ALERTS.c.status != "pending")
     total = 0
     while ids := list(s.execute(old.limit(BATCH)).scalars()):
-        total += s.execute(delete(ALERTS).where(ALERTS.c.id.in_(ids))).rowcount or 0
+        total += _rowcount(s.execute(delete(ALERTS).where(ALERTS.c.id.in_(ids))))
         s.commit()
     return total
 
@@ -103,7 +108,7 @@ def _prune_stories(s: Session, cutoff: datetime) -> int:
     old = select(STORIES.c.id).where(and_(STORIES.c.last_seen_at < cutoff, ~has_items))
     total = 0
     while ids := list(s.execute(old.limit(BATCH)).scalars()):
-        total += s.execute(delete(STORIES).where(STORIES.c.id.in_(ids))).rowcount or 0
+        total += _rowcount(s.execute(delete(STORIES).where(STORIES.c.id.in_(ids))))
         s.commit()
     return total
 
@@ -118,10 +123,28 @@ def _compact(s: Session, report: PruneReport) -> None:
     if mode != 2:  # 2 = INCREMENTAL; NONE (0) keeps freed pages for reuse
         return
     free = int(s.execute(text("PRAGMA freelist_count")).scalar() or 0)
-    pages = min(free, VACUUM_PAGES)
-    if pages:
-        s.execute(text(f"PRAGMA incremental_vacuum({pages})")).all()
-        report.vacuumed_pages = pages
+    s.commit()
+    left = min(free, VACUUM_PAGES)
+    dbapi = s.connection().connection.dbapi_connection
+    assert dbapi is not None
+    while left > 0:
+        step = min(left, VACUUM_STEP)
+        cur = dbapi.cursor()
+        try:
+            # Python's sqlite3 steps a statement without result columns once, and one step of
+            # incremental_vacuum frees one page: so one call per page, inside one explicit
+            # transaction (outside one, every page would be its own synced commit).
+            cur.execute("BEGIN IMMEDIATE")
+            for _ in range(step):
+                cur.execute("PRAGMA incremental_vacuum(1)")
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+        left -= step
+        report.vacuumed_pages += step
     s.commit()
 
 

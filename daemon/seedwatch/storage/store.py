@@ -12,10 +12,11 @@ import functools
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Integer, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -65,6 +66,26 @@ def alert_id(rule: str, story_id: int, channel: str) -> str:
     return str(uuid.uuid5(_ALERT_NS, f"{rule}\x1f{story_id}\x1f{channel}"))
 
 
+def follow_up_id(rule: str, story_id: int, channel: str, threshold: int) -> str:
+    """The stable id of the one follow-up for (rule, story, channel, threshold)."""
+    return str(
+        uuid.uuid5(_ALERT_NS, f"{rule}\x1f{story_id}\x1f{channel}\x1ffollowup\x1f{threshold}")
+    )
+
+
+_SECOND_LEVEL = frozenset({"co", "com", "org", "net", "gov", "ac", "edu", "mil"})
+
+
+def outlet(url: str | None) -> str | None:
+    """The registrable part of a URL's host (realty.ria.ru and ria.ru are one outlet)."""
+    host = urlsplit(url).hostname if url else None
+    if not host:
+        return None
+    labels = host.split(".")
+    keep = 3 if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL else 2
+    return ".".join(labels[-keep:])
+
+
 @dataclass(frozen=True)
 class _Stmts:
     """The batch's write statements, built once per dialect: building a statement per row
@@ -78,6 +99,7 @@ class _Stmts:
     bulk_story: Any
     bulk_item: Any
     bulk_match: Any
+    outlets: Any
 
 
 @functools.cache
@@ -98,9 +120,9 @@ def _stmts(dialect: str) -> _Stmts:
     )
     return _Stmts(
         story=ins(STORIES).on_conflict_do_nothing().returning(STORIES.c.id),
-        item=ins(ITEMS)
-        .on_conflict_do_nothing(index_elements=[ITEMS.c.feed_id, ITEMS.c.key])
-        .returning(ITEMS.c.id),
+        # No conflict target: a (feed, key) or an article URL stored first by another writer
+        # both make this row a duplicate.
+        item=ins(ITEMS).on_conflict_do_nothing().returning(ITEMS.c.id),
         match=ins(MATCHES).on_conflict_do_nothing(),
         # One alert per (rule, story, channel): a later item of the story adds nothing.
         alert=ins(ALERTS).on_conflict_do_nothing().returning(ALERTS.c.id),
@@ -108,10 +130,15 @@ def _stmts(dialect: str) -> _Stmts:
         bulk_story=ins(STORIES).returning(STORIES.c.id, sort_by_parameter_order=True),
         bulk_item=ins(ITEMS).returning(ITEMS.c.id, sort_by_parameter_order=True),
         bulk_match=ins(MATCHES),
+        outlets=select(STORIES.c.id, STORIES.c.outlets).where(
+            STORIES.c.id.in_(bindparam("sids", expanding=True))
+        ),
     )
 
 
-def _item_values(feed_id: int, p: ProcessedItem, now: datetime, story_id: int) -> dict[str, Any]:
+def _item_values(
+    feed_id: int, p: ProcessedItem, now: datetime, story_id: int, article_url: str | None
+) -> dict[str, Any]:
     it, sc = p.item, p.score
     return {
         "feed_id": feed_id,
@@ -119,6 +146,7 @@ def _item_values(feed_id: int, p: ProcessedItem, now: datetime, story_id: int) -
         "guid": it.guid,
         "url": it.url,
         "canonical_url": it.url,
+        "article_url": article_url,
         "title": it.title,
         "text": it.text,
         "author": it.author,
@@ -158,6 +186,12 @@ class _Seen:
     keys: set[str] = field(default_factory=set)  # this feed's keys and tombstones
     contents: set[tuple[str | None, str]] = field(default_factory=set)  # this feed's (url, hash)
     copies: set[tuple[str, str]] = field(default_factory=set)  # any feed's (url, hash)
+    claims: dict[str, int] = field(default_factory=dict)  # article URL -> the feed holding it
+    # (URL, headline) -> the feeds carrying that page under that headline
+    pages: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    shared_urls: set[str] = field(default_factory=set)  # URLs a feed used for several contents
+    # (outlet, content hash) -> the feeds holding it, within the window
+    reposts: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     urls: set[str] = field(default_factory=set)  # this feed's URLs, any time
     story_by_url: dict[str, int] = field(default_factory=dict)
     story_by_hash: dict[str, int] = field(default_factory=dict)  # within the window
@@ -203,16 +237,33 @@ def _prefetch(s: Session, feed_id: int, items: Sequence[Item], cutoff: datetime)
     }
     # The same page (URL and content) carried by another feed is the same article: an exact
     # duplicate, not a second report of the story.
-    seen.copies = {
-        (r[0], r[1])
-        for r in _rows(
-            s,
-            lambda p: select(i.c.canonical_url, i.c.content_hash).where(
-                i.c.canonical_url.in_(p)
-            ),
-            urls,
-        )
-    }
+    hashes_by_url_feed: dict[tuple[str, int], set[str]] = {}
+    for url, fid, h, article, title in _rows(
+        s,
+        lambda p: select(
+            i.c.canonical_url, i.c.feed_id, i.c.content_hash, i.c.article_url, i.c.title
+        ).where(i.c.canonical_url.in_(p)),
+        urls,
+    ):
+        seen.pages.setdefault((url, _headline_key(title)), set()).add(int(fid))
+        # The same page (URL and content) carried by another feed is the same article: an
+        # exact duplicate, not a second report of the story.
+        seen.copies.add((url, h))
+        hashes_by_url_feed.setdefault((url, int(fid)), set()).add(h)
+        if article is not None:
+            seen.claims[article] = int(fid)
+    seen.shared_urls = {u for (u, fid), hs in hashes_by_url_feed.items() if len(hs) > 1}
+    strong_hashes = [h for h in (content_key(it) for it in items) if h]
+    for url, fid, h in _rows(
+        s,
+        lambda p: select(i.c.canonical_url, i.c.feed_id, i.c.content_hash).where(
+            i.c.content_hash.in_(p), i.c.fetched_at >= cutoff
+        ),
+        strong_hashes,
+    ):
+        site = outlet(url)
+        if site:
+            seen.reposts.setdefault((site, h), set()).add(int(fid))
     seen.urls = {
         r[0]
         for r in _rows(
@@ -267,13 +318,31 @@ def _has_content(it: Item) -> bool:
     return bool(it.title.strip() or it.text.strip())
 
 
-def _is_duplicate(seen: _Seen, it: Item) -> bool:
+def _headline_key(title: str) -> str:
+    return " ".join(title.casefold().split())
+
+
+def _is_duplicate(seen: _Seen, feed_id: int, it: Item) -> bool:
     """Same key (GUID), a tombstone of it, or the same URL with the same non-empty content
     (a feed that changes GUIDs on every fetch): the rule normalize_feed applies within one
-    document, applied across fetches."""
+    document, applied across fetches. Across feeds: the URL and headline another feed
+    carries (the same page, its body maybe edited between the fetches), or the same
+    substantial content from the same outlet under another URL (a re-post with a new date in
+    its path; within one feed such a re-post is kept, in the first one's story). Another
+    headline on the same URL (an aggregator's) is another report: stored, in the story."""
     if it.key in seen.keys:
         return True
     if it.url and _has_content(it) and (it.url, it.content_hash) in seen.copies:
+        return True
+    if (
+        it.url
+        and it.url not in seen.shared_urls
+        and seen.pages.get((it.url, _headline_key(it.title)), set()) - {feed_id}
+    ):
+        return True
+    strong = content_key(it)
+    site = outlet(it.url)
+    if strong and site and seen.reposts.get((site, strong), set()) - {feed_id}:
         return True
     return _has_content(it) and (it.url, it.content_hash) in seen.contents
 
@@ -282,6 +351,7 @@ def _is_duplicate(seen: _Seen, it: Item) -> bool:
 class _Planned:
     p: ProcessedItem
     ref: int  # >= 0: an existing story id; < 0: new_stories[-ref - 1]
+    article_url: str | None = None  # the URL this item claims as the first to carry it
 
 
 @dataclass
@@ -304,7 +374,7 @@ def _plan(
     plan = _Plan()
     for p in batch:
         it = p.item
-        if _is_duplicate(seen, it):
+        if _is_duplicate(seen, feed_id, it):
             plan.duplicates += 1
             continue
         # A URL this feed already used for other content (comment pages, "now" pages, a
@@ -328,13 +398,21 @@ def _plan(
             seen.contents.add((it.url, it.content_hash))
             if it.url:
                 seen.copies.add((it.url, it.content_hash))
+        article = None
         if it.url:
             seen.urls.add(it.url)
+            seen.pages.setdefault((it.url, _headline_key(it.title)), set()).add(feed_id)
+            if it.url not in seen.claims:
+                article = it.url
+                seen.claims[it.url] = feed_id
+        site = outlet(it.url)
+        if strong and site:
+            seen.reposts.setdefault((site, strong), set()).add(feed_id)
         if url:
             seen.story_by_url.setdefault(url, ref)
         if strong:
             seen.story_by_hash.setdefault(strong, ref)
-        plan.items.append(_Planned(p, ref))
+        plan.items.append(_Planned(p, ref, article))
     return plan
 
 
@@ -371,6 +449,54 @@ def _match_rows(p: ProcessedItem, item_id: int) -> list[dict[str, Any]]:
     return [{"item_id": item_id, "rule": m.rule, "terms": list(m.terms)} for m in by_rule.values()]
 
 
+def _follow_ups(
+    conn: Connection,
+    st: _Stmts,
+    crossed: dict[int, tuple[int, int, int]],
+    follow_up: Mapping[str, int],
+    now: datetime,
+    not_before: Callable[[str, str], datetime] | None,
+) -> list[str]:
+    """One extra alert per (rule, story, channel) that alerted on the story, when the story's
+    outlet count reached the rule's threshold in this batch. ``crossed``: story id ->
+    (outlets before, outlets now, the item that brought it there)."""
+    out: list[str] = []
+    rows = conn.execute(
+        select(ALERTS.c.rule, ALERTS.c.story_id, ALERTS.c.channel).where(
+            ALERTS.c.story_id.in_(sorted(crossed)),
+            ALERTS.c.kind == "match",
+            ALERTS.c.rule.in_(sorted(follow_up)),
+        )
+    ).all()
+    for rule, sid, channel in sorted(rows):
+        threshold = follow_up[rule]
+        was, outlets, item_id = crossed[int(sid)]
+        if not was < threshold <= outlets:
+            continue
+        row = {
+            "id": follow_up_id(rule, int(sid), channel, threshold),
+            "kind": "follow_up",
+            "rule": rule,
+            "channel": channel,
+            "item_id": item_id,
+            "story_id": int(sid),
+            "dedupe_key": None,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": not_before(rule, channel) if not_before else now,
+            "created_at": now,
+            "payload": {"outlets": outlets, "threshold": threshold},
+        }
+        got = conn.execute(st.alert, row).scalar_one_or_none()
+        if got is not None:
+            out.append(str(got))
+            log.info(
+                "store: follow-up rule=%s story=%d channel=%s outlets=%d",
+                rule, int(sid), channel, outlets,
+            )
+    return out
+
+
 def _finish(
     conn: Connection,
     st: _Stmts,
@@ -378,6 +504,7 @@ def _finish(
     created: set[int],
     now: datetime,
     not_before: Callable[[str, str], datetime] | None,
+    follow_up: Mapping[str, int] | None = None,
 ) -> tuple[str, ...]:
     """Matches, outbox rows and story counts for the items stored; returns new alert ids."""
     matches = [row for p, item_id, _ in stored for row in _match_rows(p, item_id)]
@@ -393,8 +520,24 @@ def _finish(
     per_story = Counter(sid for _, _, sid in stored)
     # A story made here with its one item has the right counts (1, 1) already.
     grown = sorted(sid for sid, n in per_story.items() if sid not in created or n > 1)
+    rules = {r: n for r, n in (follow_up or {}).items() if n >= 2}
+    before: dict[int, int] = {}
+    if grown and rules:
+        before = {int(a): int(b) for a, b in conn.execute(st.outlets, {"sids": grown}).all()}
     if grown:
         conn.execute(st.refresh, [{"sid": sid, "now": now} for sid in grown])
+    if before:
+        after = {int(a): int(b) for a, b in conn.execute(st.outlets, {"sids": grown}).all()}
+        last_item = {sid: iid for _, iid, sid in stored}
+        # A rule's threshold is crossed when the story was below it before this batch and
+        # is at or above it now; the alert id makes it once even if counts later wobble.
+        crossed = {
+            sid: (before.get(sid, 0), n, last_item[sid])
+            for sid, n in after.items()
+            if any(before.get(sid, 0) < t <= n for t in rules.values())
+        }
+        if crossed:
+            alerts.extend(_follow_ups(conn, st, crossed, rules, now, not_before))
     return tuple(alerts)
 
 
@@ -406,6 +549,7 @@ def _store_bulk(
     not_before: Callable[[str, str], datetime] | None,
     story_lookup: Callable[[Item], int | None] | None,
     window: timedelta,
+    follow_up: Mapping[str, int] | None,
 ) -> StoreOutcome:
     """The usual case in a few multi-row statements: plain INSERTs that fail (and send the
     caller to the row-by-row path) if another writer got there first."""
@@ -418,10 +562,13 @@ def _store_bulk(
     if plan.new_stories:
         story_ids = [int(r[0]) for r in conn.execute(st.bulk_story, plan.new_stories).all()]
     sids = [pl.ref if pl.ref >= 0 else story_ids[-pl.ref - 1] for pl in plan.items]
-    rows = [_item_values(feed_id, pl.p, now, sid) for pl, sid in zip(plan.items, sids, strict=True)]
+    rows = [
+        _item_values(feed_id, pl.p, now, sid, pl.article_url)
+        for pl, sid in zip(plan.items, sids, strict=True)
+    ]
     item_ids = [int(r[0]) for r in conn.execute(st.bulk_item, rows).all()]
     stored = [(pl.p, iid, sid) for pl, iid, sid in zip(plan.items, item_ids, sids, strict=True)]
-    alerts = _finish(conn, st, stored, set(story_ids), now, not_before)
+    alerts = _finish(conn, st, stored, set(story_ids), now, not_before, follow_up)
     return StoreOutcome(new_items=tuple(item_ids), duplicates=plan.duplicates, alerts=alerts)
 
 
@@ -447,6 +594,7 @@ def _store_rows(
     not_before: Callable[[str, str], datetime] | None,
     story_lookup: Callable[[Item], int | None] | None,
     window: timedelta,
+    follow_up: Mapping[str, int] | None,
 ) -> StoreOutcome:
     """Row by row with ON CONFLICT DO NOTHING: what another writer stored first wins."""
     plan = _plan(s, feed_id, batch, now, story_lookup, window)
@@ -464,15 +612,16 @@ def _store_rows(
                 if fresh:
                     created.add(made[pl.ref])
             sid = made[pl.ref]
-        item_id = conn.execute(st.item, _item_values(feed_id, pl.p, now, sid)).scalar_one_or_none()
-        if item_id is None:  # another writer stored this (feed, key) first
+        values = _item_values(feed_id, pl.p, now, sid, pl.article_url)
+        item_id = conn.execute(st.item, values).scalar_one_or_none()
+        if item_id is None:  # another writer stored this (feed, key) or article URL first
             duplicates += 1
             continue
         stored.append((pl.p, int(item_id), sid))
     orphans = created - {sid for _, _, sid in stored}
     if orphans:
         conn.execute(delete(STORIES).where(STORIES.c.id.in_(sorted(orphans))))
-    alerts = _finish(conn, st, stored, created, now, not_before)
+    alerts = _finish(conn, st, stored, created, now, not_before, follow_up)
     return StoreOutcome(
         new_items=tuple(iid for _, iid, _ in stored), duplicates=duplicates, alerts=alerts
     )
@@ -488,6 +637,7 @@ def store_batch(
     not_before: Callable[[str, str], datetime] | None = None,
     story_lookup: Callable[[Item], int | None] | None = None,
     window: timedelta = STORY_WINDOW,
+    follow_up: Mapping[str, int] | None = None,
 ) -> StoreOutcome:
     """Store a feed's processed items with their stories, matches and outbox alerts; commits.
 
@@ -497,11 +647,12 @@ def store_batch(
     near-duplicate index) names if it still exists, else one holding the same canonical URL
     (from another feed), else one holding the same substantial content within ``window``,
     else a new one. One outbox row per (rule, story, channel), due at ``not_before(rule,
-    channel)`` or ``now``.
+    channel)`` or ``now``. ``follow_up`` maps rule names to an outlet count: when a story
+    that alerted on the rule reaches it, one more alert (kind "follow_up") per channel.
     """
     if not batch:
         return StoreOutcome()
-    args = (s, feed_id, batch, now, not_before, story_lookup, window)
+    args = (s, feed_id, batch, now, not_before, story_lookup, window, follow_up)
     try:
         return rollback_on_error(s, lambda: _store_bulk(*args))
     except IntegrityError:
@@ -513,6 +664,45 @@ def store_batch(
             raise
         log.info("store: deadlock with another writer, retrying row by row feed=%d", feed_id)
     return rollback_on_error(s, lambda: _store_rows(*args))
+
+
+def _delete_items(s: Session, item_ids: Sequence[int], now: datetime) -> int:
+    conn = s.connection()
+    st = _stmts(conn.dialect.name)
+    ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    deleted = 0
+    stories: set[int] = set()
+    for part in chunks(sorted(set(item_ids))):
+        rows = conn.execute(
+            select(ITEMS.c.id, ITEMS.c.feed_id, ITEMS.c.key, ITEMS.c.story_id).where(
+                ITEMS.c.id.in_(part)
+            )
+        ).all()
+        if not rows:
+            continue
+        stones = {(int(r.feed_id), str(r.key)): None for r in rows}
+        conn.execute(
+            ins(TOMBSTONES).on_conflict_do_nothing(),
+            [{"feed_id": f, "key": k, "created_at": now} for f, k in stones],
+        )
+        ids = [int(r.id) for r in rows]
+        stories |= {int(r.story_id) for r in rows if r.story_id is not None}
+        conn.execute(delete(MATCHES).where(MATCHES.c.item_id.in_(ids)))
+        # alerts.item_id is ON DELETE SET NULL: a sent alert's record outlives its item.
+        conn.execute(delete(ITEMS).where(ITEMS.c.id.in_(ids)))
+        deleted += len(ids)
+    if stories:
+        conn.execute(st.refresh, [{"sid": sid, "now": now} for sid in sorted(stories)])
+        # A story left without items is gone; its alerts keep their record (story SET NULL).
+        conn.execute(delete(STORIES).where(STORIES.c.id.in_(sorted(stories)), STORIES.c.size == 0))
+    return deleted
+
+
+@storage_errors
+def delete_items(s: Session, item_ids: Sequence[int], now: datetime) -> int:
+    """Delete items, leaving a tombstone (feed, key) for each so that a feed re-publishing one
+    does not bring it back as new; story counts follow. Commits; returns how many went."""
+    return rollback_on_error(s, lambda: _delete_items(s, item_ids, now))
 
 
 _ITEM_COLS = (

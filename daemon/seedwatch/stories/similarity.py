@@ -24,6 +24,7 @@ class Similarity:
 
 
 _NONE = Similarity(0.0, 0.0, 0, 0.0, 0.0, "")
+_CASED = frozenset({"latin", "cyrillic", "greek"})
 
 
 class Probe:
@@ -75,7 +76,11 @@ class Probe:
             return self._cross(ne, ej)
         other_language = a.language != b.language and "und" not in (a.language, b.language)
         # Cheap rejection first: most candidates share a name or two and nothing else.
-        caseless = min(len(self.entities), len(b_ents)) < s.caseless_entities
+        # Scripts without capitals give names only where Latin brands or digits slip in
+        # ("beIN SPORTS", "HD"): those are no evidence of one event.
+        caseless = (
+            a.script not in _CASED or min(len(self.entities), len(b_ents)) < s.caseless_entities
+        )
         if not caseless and ne < s.entity_min:
             return _NONE
         b_terms = b.terms.tolist()

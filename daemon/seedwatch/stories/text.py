@@ -130,7 +130,7 @@ def words(text: str) -> list[str]:
 TERM_PREFIX = 6
 
 
-@lru_cache(maxsize=131_072)
+@lru_cache(maxsize=32_768)
 def _fold_cut(stem: str) -> str:
     if stem.isascii():
         return stem[:TERM_PREFIX]
