@@ -25,7 +25,7 @@ import tempfile
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -58,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     n_items = 50
     # feed number -> extra items (steady_state.py bumps some feeds for round two)
-    extra: dict[int, int] = {}
+    extra: ClassVar[dict[int, int]] = {}
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -145,7 +145,7 @@ def use_parallel() -> Any:
     from seedwatch.parallel import ParsePool
 
     pool = ParsePool()
-    poller.process = pool.process  # type: ignore[assignment]
+    poller.process = pool.process  # type: ignore[attr-defined]
     return pool
 
 
@@ -183,7 +183,7 @@ def run_reader(urls: list[str], workdir: Path, parallel: bool) -> dict[str, floa
     t0, c0 = time.perf_counter(), cpu_self_and_children()
     r.update_feeds(workers=8)
     wall, cpu = time.perf_counter() - t0, cpu_self_and_children() - c0
-    items = r.get_entry_counts().total
+    items = r.get_entry_counts().total or 0
     r.close()
     return {"items": float(items), "wall": wall, "cpu": cpu}
 

@@ -115,7 +115,7 @@ def run_reader(urls: list[str], workdir: Path) -> dict[str, float]:
     t0, c0 = time.perf_counter(), time.process_time()
     r.update_feeds(workers=8)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    items = r.get_entry_counts().total
+    items = r.get_entry_counts().total or 0
     r.close()
     return {"items": float(items), "wall": wall, "cpu": cpu}
 

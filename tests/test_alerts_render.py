@@ -284,3 +284,8 @@ def test_digest_renders_every_entry_escaped_with_its_id() -> None:
     payload = render.alert_payload(digest)
     assert [e["id"] for e in payload["entries"]] == ["a-2", "a-1"]
     assert not any(k.startswith("entry.") for k in payload["extra"])
+
+
+def test_follow_up_subject_says_how_many_outlets_now() -> None:
+    msg = make_msg(kind="follow_up", extra=(("attempts", "0"), ("outlets", "5")))
+    assert render.subject(msg).startswith("[seedwatch] cis-security: now 5 outlets: ")

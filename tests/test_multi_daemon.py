@@ -188,7 +188,7 @@ def test_three_daemons_share_the_work_and_survive_a_kill(tmp_path: Path) -> None
     assert len({(a.rule, a.story_id, a.channel) for a in alerts}) == len(alerts)
     lines = [a for a in read_jsonl(tmp_path / "alerts.jsonl") if a["kind"] == "match"]
     assert {a["id"] for a in lines} == {a.id for a in alerts}
-    per_story = collections.defaultdict(set)
+    per_story: dict[tuple[object, ...], set[object]] = collections.defaultdict(set)
     for a in lines:
         per_story[(a["rule"], a["story"], a["channel"])].add(a["id"])
     assert all(len(ids) == 1 for ids in per_story.values())
@@ -205,13 +205,13 @@ def test_three_daemons_share_the_work_and_survive_a_kill(tmp_path: Path) -> None
     too_soon: dict[str, list[float]] = {}
     redone: list[str] = []
     for p, ts in feeds.times.items():
-        for a, b in itertools.pairwise(ts):
-            if b - a >= INTERVAL - SKEW:
+        for t0, t1 in itertools.pairwise(ts):
+            if t1 - t0 >= INTERVAL - SKEW:
                 continue
-            if a <= killed_at <= b:
+            if t0 <= killed_at <= t1:
                 redone.append(p)
             else:
-                too_soon.setdefault(p, []).append(round(b - a, 3))
+                too_soon.setdefault(p, []).append(round(t1 - t0, 3))
     assert len(redone) == len(set(redone)) <= 8
     if too_soon and not RENEWS_LEASE:
         pytest.xfail(f"{len(too_soon)} feeds polled twice within the interval: poller.py does "

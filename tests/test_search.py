@@ -100,7 +100,7 @@ def test_query_terms_are_words_only() -> None:
 
 
 def test_search_cyrillic_and_english(engine: Engine, sessions: sessionmaker[Session]) -> None:
-    assert current_revision(engine) == "0002"
+    assert (current_revision(engine) or "") >= "0002"
     ids = _store(sessions)
     with sessions() as s:
         # Case folding of Cyrillic, words from the title and the text, AND of all words.

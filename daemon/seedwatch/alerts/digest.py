@@ -155,7 +155,7 @@ def plan(
 
     def batched(m: AlertMessage) -> bool:
         # Digest rules' alerts, and alerts held back (quiet hours, an earlier full hour).
-        return m.kind == "match" and (m.rule in digest_rules or is_held(m))
+        return m.kind in ("match", "follow_up") and (m.rule in digest_rules or is_held(m))
 
     singles = [m for m in msgs if not batched(m)]
     batch = [m for m in msgs if batched(m)]

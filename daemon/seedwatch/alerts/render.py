@@ -93,6 +93,10 @@ def subject(msg: AlertMessage) -> str:
     title = one_line(msg.title, limit=SUBJECT_MAX) or "(untitled)"
     if msg.kind == "operator":
         text = f"[seedwatch] operator: {title}"
+    elif msg.kind == "follow_up":
+        outlets = dict(msg.extra).get("outlets", "")
+        rule = one_line(msg.rule, limit=60)
+        text = f"[seedwatch] {rule}: now {one_line(outlets, limit=6)} outlets: {title}"
     else:
         text = f"[seedwatch] {one_line(msg.rule, limit=60)}: {title}"
     # The prefix parts are clean already; capping again keeps the whole under the limit.
@@ -249,9 +253,7 @@ def _digest_items(msg: AlertMessage) -> list[AlertMessage]:
                 topic=str(entry.get("topic", "")),
                 terms=tuple(str(t) for t in entry.get("terms") or ()),
                 snippet=str(entry.get("snippet", "")),
-                nearest_seed=(
-                    str(entry["nearest_seed"]) if entry.get("nearest_seed") else None
-                ),
+                nearest_seed=(str(entry["nearest_seed"]) if entry.get("nearest_seed") else None),
                 story_id=entry["story_id"] if isinstance(entry.get("story_id"), int) else None,
                 also_reported_by=tuple(str(o) for o in entry.get("also_reported_by") or ()),
             )

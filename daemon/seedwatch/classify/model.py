@@ -69,7 +69,6 @@ SUP_NEG_Z = 1.0  # stream items above this (in spreads) are not trusted as negat
 SUP_LAMBDA = 1e-2
 SUP_ITERS = 300
 SUP_DENSE = 1.0
-SUP_PSEUDO = 0.0
 COUNTER_SUP = 10.0  # a counter-example weighs as much as this many stream negatives
 
 
@@ -444,11 +443,22 @@ class _TopicModel:
         )
         self.centroid = self._centroid([doc[0] for doc in docs] + list(pseudo))
         self.n_docs = len(docs) + len(pseudo)
+        # When there are both, the similarity is also taken against every seed and the two
+        # averaged: a description that covers the area well gains from leaving the examples
+        # out, one that only reports a single event (a report without a brief) needs them.
+        self.all_docs: _Block | None = None
+        self.all_centroid: _Block | None = None
+        if profiles and len(profiles) < len(topic.seeds):
+            every = [feats[d.name] for d in topic.seeds]
+            self.all_docs = _Block(
+                [d.name for d in topic.seeds], [d.passages for d in topic.seeds], every, vocab
+            )
+            self.all_centroid = self._centroid([doc[0] for doc in every] + list(pseudo))
+        self.n_all = len(topic.seeds) + len(pseudo)
         self.mid = 0.0
         self.spread = 1.0
         self.anchor = ANCHOR_MIN
         self._seed_feats = [feats[d.name] for d in topic.seeds]
-        self._pseudo = list(pseudo)
         self._counter_feats = counters
         self.sup: _Supervised | None = None
         self.sup_weight = 0.0
@@ -485,9 +495,6 @@ class _TopicModel:
             if len(doc) > 2:  # the paragraphs of a long document are item-sized positives
                 pos += doc[1:]
                 pos_w += [1.0 / (len(doc) - 1)] * (len(doc) - 1)
-        # Pseudo-examples (far above ordinary news by similarity) count as weak positives.
-        pos += self._pseudo
-        pos_w += [SUP_PSEUDO] * len(self._pseudo)
         neg_w = [1.0] * len(negatives)
         for doc in self._counter_feats:
             # The analyst's own "not like this" outweighs an unlabelled stream item.
@@ -536,21 +543,36 @@ class _TopicModel:
         idx, val = zip(*cols, strict=True)
         return np.array(idx, np.int64), np.array(val, np.float32)
 
-    def raw(self, f: Features) -> tuple[float, int, Vec]:
-        """(raw similarity, index of the nearest seed document, the item's row sims)."""
-        idx, val = self._item_lex(f)
-        rows = self.docs.row_sims(f, idx, val)
-        sims = self.docs.doc_sims(rows)
+    def _sim(
+        self,
+        docs: _Block,
+        centroid: _Block | None,
+        n_docs: int,
+        f: Features,
+        idx: npt.NDArray[np.int64],
+        val: Vec,
+    ) -> tuple[float, int, Vec]:
+        rows = docs.row_sims(f, idx, val)
+        sims = docs.doc_sims(rows)
         n = len(sims)
         k = max(1, min(KNN, n // 3))
         top = np.argpartition(-sims, k - 1)[:k] if n > k else np.arange(n)
         best_doc = int(np.argmax(sims))
         value = float(sims[top].mean())
-        if self.centroid is not None:
+        if centroid is not None:
             # A centroid of two unlike documents is neither; it earns weight with numbers.
-            w = CENTROID_WEIGHT * max(0, self.n_docs - 2) / (self.n_docs - 2 + CENTROID_HALF)
-            c = float(self.centroid.row_sims(f, idx, val)[0])
+            w = CENTROID_WEIGHT * max(0, n_docs - 2) / (n_docs - 2 + CENTROID_HALF)
+            c = float(centroid.row_sims(f, idx, val)[0])
             value = (1 - w) * value + w * c
+        return value, best_doc, rows
+
+    def raw(self, f: Features) -> tuple[float, int, Vec]:
+        """(raw similarity, index of the nearest seed document, the item's row sims)."""
+        idx, val = self._item_lex(f)
+        value, best_doc, rows = self._sim(self.docs, self.centroid, self.n_docs, f, idx, val)
+        if self.all_docs is not None:
+            other = self._sim(self.all_docs, self.all_centroid, self.n_all, f, idx, val)[0]
+            value = 0.5 * (value + other)
         if self.counter is not None:
             neg = float(self.counter.doc_sims(self.counter.row_sims(f, idx, val)).max())
             value -= COUNTER_WEIGHT * max(0.0, neg)

@@ -216,9 +216,7 @@ class Watchlist:
         if not self.rules or self._automaton is None:
             return ()
         sources = self._sources(item, feed_name, feed_url)
-        tokenized = [
-            (bit, [textnorm.tokens(s) for s in strings]) for bit, strings in sources
-        ]
+        tokenized = [(bit, [textnorm.tokens(s) for s in strings]) for bit, strings in sources]
         vocab: set[str] = set()
         for _, lists in tokenized:
             for raws in lists:

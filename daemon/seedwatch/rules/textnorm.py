@@ -95,6 +95,8 @@ def token_matches(text: str) -> Iterator[re.Match[str]]:
     if _IN_WORD_MARKS.search(text) is None:
         return _PLAIN_TOKEN_RE.finditer(text)
     return TOKEN_RE.finditer(text)
+
+
 _APOS_RE = re.compile("[" + re.escape(APOSTROPHES) + "]")
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any, TextIO
 
-from sqlalchemy import Engine, Table, func, insert, select, text
+from sqlalchemy import Engine, Table, func, insert, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from seedwatch.errors import SeedwatchError, StorageError, redact_url
@@ -40,6 +40,18 @@ BATCH = 5000
 def _count(engine: Engine, table: Table) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def _check_columns(src: Engine) -> None:
+    """Refuse rather than silently drop a column the models do not know (a newer schema)."""
+    insp = inspect(src)
+    for table in TABLES:
+        extra = {c["name"] for c in insp.get_columns(table.name)} - set(table.c.keys())
+        if extra:
+            raise StorageError(
+                f"{table.name} has columns this version does not know ({', '.join(sorted(extra))})"
+                "; copy with the seedwatch version that wrote them"
+            )
 
 
 def _copy_table(src: Engine, dst: Engine, table: Table) -> int:
@@ -90,6 +102,7 @@ def copy_database(src_url: str, dst_url: str, out: TextIO) -> dict[str, int]:
     try:
         if current_revision(src) != current_revision(dst):
             raise StorageError("source and target are at different schema versions")
+        _check_columns(src)
         busy = [t.name for t in TABLES if _count(dst, t)]
         if busy:
             raise StorageError(

@@ -114,6 +114,13 @@ def _messages(s: Session, rows: list[Any]) -> list[AlertMessage]:
             )
             continue
         it = items[a.item_id]
+        if a.kind == "follow_up" and isinstance(a.payload, dict):
+            # The story reached the rule's follow_up_outlets: say how many carry it now.
+            extra = (
+                *extra,
+                ("outlets", str(a.payload.get("outlets", ""))),
+                ("threshold", str(a.payload.get("threshold", ""))),
+            )
         found_terms = terms.get((a.item_id, a.rule or ""), ())
         explanation = it.explanation if isinstance(it.explanation, dict) else {}
         others = outlets.get(a.story_id, {}) if a.story_id is not None else {}

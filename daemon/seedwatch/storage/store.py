@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -73,17 +74,18 @@ def follow_up_id(rule: str, story_id: int, channel: str, threshold: int) -> str:
     )
 
 
-_SECOND_LEVEL = frozenset({"co", "com", "org", "net", "gov", "ac", "edu", "mil"})
+# A date in a URL's path: /20231204/, /2023/12/04/, /2023-12-04/.
+_PATH_DATE = re.compile(r"/(?:\d{8}|\d{4}/\d{1,2}/\d{1,2}|\d{4}-\d{2}-\d{2})(?=/)")
 
 
-def outlet(url: str | None) -> str | None:
-    """The registrable part of a URL's host (realty.ria.ru and ria.ru are one outlet)."""
-    host = urlsplit(url).hostname if url else None
-    if not host:
+def undated(url: str | None) -> str | None:
+    """The URL without dates in its path: an outlet that re-dates an article (RIA moves
+    /20231203/alimenty-1599485050.html to /20231204/...) still names the same article."""
+    if not url:
         return None
-    labels = host.split(".")
-    keep = 3 if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL else 2
-    return ".".join(labels[-keep:])
+    parts = urlsplit(url)
+    path = _PATH_DATE.sub("", parts.path)
+    return parts._replace(path=path, fragment="").geturl()
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ class _Seen:
     # (URL, headline) -> the feeds carrying that page under that headline
     pages: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     shared_urls: set[str] = field(default_factory=set)  # URLs a feed used for several contents
-    # (outlet, content hash) -> the feeds holding it, within the window
+    # (URL without its dates, content hash) -> the feeds holding it, within the window
     reposts: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     urls: set[str] = field(default_factory=set)  # this feed's URLs, any time
     story_by_url: dict[str, int] = field(default_factory=dict)
@@ -261,9 +263,9 @@ def _prefetch(s: Session, feed_id: int, items: Sequence[Item], cutoff: datetime)
         ),
         strong_hashes,
     ):
-        site = outlet(url)
-        if site:
-            seen.reposts.setdefault((site, h), set()).add(int(fid))
+        bare = undated(url)
+        if bare:
+            seen.reposts.setdefault((bare, h), set()).add(int(fid))
     seen.urls = {
         r[0]
         for r in _rows(
@@ -327,22 +329,24 @@ def _is_duplicate(seen: _Seen, feed_id: int, it: Item) -> bool:
     (a feed that changes GUIDs on every fetch): the rule normalize_feed applies within one
     document, applied across fetches. Across feeds: the URL and headline another feed
     carries (the same page, its body maybe edited between the fetches), or the same
-    substantial content from the same outlet under another URL (a re-post with a new date in
-    its path; within one feed such a re-post is kept, in the first one's story). Another
+    substantial content under the same URL but for a date in its path (a re-dated re-post;
+    within one feed a re-post under a new URL is kept, in the first one's story). Another
     headline on the same URL (an aggregator's) is another report: stored, in the story."""
     if it.key in seen.keys:
         return True
     if it.url and _has_content(it) and (it.url, it.content_hash) in seen.copies:
         return True
+    head = _headline_key(it.title)
     if (
         it.url
+        and head  # an untitled entry on a shared link says nothing about which page it is
         and it.url not in seen.shared_urls
-        and seen.pages.get((it.url, _headline_key(it.title)), set()) - {feed_id}
+        and seen.pages.get((it.url, head), set()) - {feed_id}
     ):
         return True
     strong = content_key(it)
-    site = outlet(it.url)
-    if strong and site and seen.reposts.get((site, strong), set()) - {feed_id}:
+    bare = undated(it.url)
+    if strong and bare and seen.reposts.get((bare, strong), set()) - {feed_id}:
         return True
     return _has_content(it) and (it.url, it.content_hash) in seen.contents
 
@@ -405,9 +409,9 @@ def _plan(
             if it.url not in seen.claims:
                 article = it.url
                 seen.claims[it.url] = feed_id
-        site = outlet(it.url)
-        if strong and site:
-            seen.reposts.setdefault((site, strong), set()).add(feed_id)
+        bare = undated(it.url)
+        if strong and bare:
+            seen.reposts.setdefault((bare, strong), set()).add(feed_id)
         if url:
             seen.story_by_url.setdefault(url, ref)
         if strong:

@@ -31,7 +31,11 @@ class StorySettings:
     caseless_term_min: float = 0.2
     cross_entity_min: int = 3  # across languages only names and numbers can agree
     cross_entity_jaccard_min: float = 0.2
-    cross_term_max: float = 0.03  # and share fewer words than this (else: a misdetected tag)
+    # Two languages in one script (German, English): more names, a lower share of them, and
+    # fewer shared words than this (else the tag was misdetected and the words decide).
+    script_cross_entity_min: int = 5
+    script_cross_entity_jaccard_min: float = 0.13
+    cross_term_max: float = 0.06
     same_outlet_events: bool = False  # fold one outlet's different articles on one event?
     template_min_items: int = 8  # a feed with this many items in the window has a template:
     template_share: float = 0.25  # the keys on this share of its items (see templates.py)

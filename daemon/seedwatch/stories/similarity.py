@@ -107,7 +107,7 @@ class Probe:
         if other_language and tj < s.cross_term_max and a.source != b.source:
             # Two languages in one script (German, English): stems differ, names do not. Few
             # shared words also tell a real language pair from a misdetected one.
-            cross = self._cross(ne, ej)
+            cross = self._cross(ne, ej, same_script=True)
             if cross.reason:
                 return cross
         reason = ""
@@ -125,12 +125,15 @@ class Probe:
             reason = "event"
         return Similarity(tj, ej, ne, head, score, reason)
 
-    def _cross(self, ne: int, ej: float) -> Similarity:
+    def _cross(self, ne: int, ej: float, *, same_script: bool = False) -> Similarity:
         # Words never agree across scripts; transliterated names and numbers do. Language tags
         # only add this path: detection confuses neighbours (German taken for English), so
         # one script is always also compared word by word.
         s = self.settings
-        ok = ne >= s.cross_entity_min and ej >= s.cross_entity_jaccard_min
+        if same_script:
+            ok = ne >= s.script_cross_entity_min and ej >= s.script_cross_entity_jaccard_min
+        else:
+            ok = ne >= s.cross_entity_min and ej >= s.cross_entity_jaccard_min
         return Similarity(0.0, ej, ne, 0.0, ej, "cross-language" if ok else "")
 
 
