@@ -217,3 +217,40 @@ def test_three_daemons_share_the_work_and_survive_a_kill(tmp_path: Path) -> None
         pytest.xfail(f"{len(too_soon)} feeds polled twice within the interval: poller.py does "
                      "not call storage.leases.renew_feed_lease before fetching yet")
     assert too_soon == {}
+
+
+def test_renew_lease_lets_only_the_current_holder_fetch() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from seedwatch.config.model import FeedConfig
+    from seedwatch.storage import queries as q
+    from seedwatch.storage.db import make_sessionmaker
+    from seedwatch.storage.leases import release_own_leases, renew_feed_lease
+
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    with pg_database() as db_url:
+        eng = open_database(db_url)
+        sm = make_sessionmaker(eng)
+        try:
+            with sm() as s:
+                q.sync_config_feeds(s, [FeedConfig(url=f"http://f{i}.test/", name=f"f{i}")
+                                        for i in range(4)], now, default_interval=60.0)
+                s.commit()
+                a = q.claim_due_feeds(s, now, limit=10, owner="A", lease=5)
+                assert len(a) == 4
+                # A reaches its second feed in time and extends the lease...
+                assert renew_feed_lease(s, a[1].id, owner="A", now=now + timedelta(seconds=4),
+                                        lease=5)
+                # ...the others it was too slow for are B's once the lease has run out.
+                later = now + timedelta(seconds=6)
+                b = q.claim_due_feeds(s, later, limit=10, owner="B", lease=5)
+                assert {f.id for f in b} == {a[0].id, a[2].id, a[3].id}
+                assert not renew_feed_lease(s, a[0].id, owner="A", now=later, lease=5)
+                assert renew_feed_lease(s, a[0].id, owner="B", now=later, lease=5)
+                assert renew_feed_lease(s, a[1].id, owner="A", now=later, lease=5)
+                # A clean stop hands B's feeds back at once.
+                assert release_own_leases(s, owner="B") == 3
+                c = q.claim_due_feeds(s, later, limit=10, owner="C", lease=5)
+                assert {f.id for f in c} == {a[0].id, a[2].id, a[3].id}
+        finally:
+            eng.dispose()

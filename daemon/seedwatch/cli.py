@@ -98,6 +98,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     import random
 
     from seedwatch.alerts.deliver import deliver_due
+    from seedwatch.alerts.schedule import digest_rule_names
     from seedwatch.poller import poll_due
 
     rt = _runtime(args)
@@ -108,6 +109,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
             rt.sessions, rt.channels, now=rt.clock.now(), owner=rt.owner,
             lease=rt.config.schedule.lease, rng=random.Random(),
             operator_channel=rt.config.operator_channel,
+            digest_rules=digest_rule_names([r.config for r in rt.watchlist.rules]),
         )
     finally:
         rt.close()
@@ -291,6 +293,23 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from seedwatch.backtest import run_backtest
+    from seedwatch.clock import utcnow
+    from seedwatch.config.units import parse_duration
+
+    config, sessions = _sessions(args)
+    return run_backtest(
+        config,
+        sessions,
+        since=parse_duration(args.since, key="--since"),
+        rule=args.rule,
+        watchlist_path=Path(args.watchlist) if args.watchlist else None,
+        out=sys.stdout,
+        now=utcnow(),
+    )
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from seedwatch.classify import run_score_command
 
@@ -352,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--limit", type=int, default=50)
     sp.set_defaults(func=cmd_stories)
+    sp = add("backtest", "what the watchlist would have alerted on among stored items; "
+             "sends nothing")
+    sp.add_argument("--since", default="7d", help="how far back, e.g. 7d, 36h (default 7d)")
+    sp.add_argument("--rule", metavar="NAME", help="only this rule")
+    sp.add_argument("--watchlist", metavar="PATH", help="try an edited watchlist instead")
+    sp.set_defaults(func=cmd_backtest)
     sp = add("feeds", "import or export feeds as OPML 2.0")
     fsub = sp.add_subparsers(dest="feeds_cmd", required=True)
     imp = fsub.add_parser("import", help="add the feeds of an OPML file")

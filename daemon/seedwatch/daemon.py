@@ -23,6 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from seedwatch import metrics
 from seedwatch.alerts.deliver import deliver_due
+from seedwatch.alerts.schedule import digest_rule_names
 from seedwatch.clock import Clock
 from seedwatch.notify import Notifier
 from seedwatch.poller import poll_due
@@ -98,6 +99,7 @@ class Daemon:
                 lease=self.rt.config.schedule.lease,
                 rng=self.rng,
                 operator_channel=self.rt.config.operator_channel,
+                digest_rules=digest_rule_names([r.config for r in self.rt.watchlist.rules]),
             )
         except Exception:
             log.exception("tick: deliver failed")

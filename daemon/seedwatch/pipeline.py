@@ -8,7 +8,7 @@ plain values. ``poller`` does the I/O on either side (fetch before, store after)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -24,7 +24,13 @@ class Scorer(Protocol):
 
 class Matcher(Protocol):
     def match(
-        self, item: Item, score: Score, *, feed_name: str = "", feed_url: str = ""
+        self,
+        item: Item,
+        score: Score,
+        *,
+        feed_name: str = "",
+        feed_url: str = "",
+        feed_tags: Sequence[str] = (),
     ) -> tuple[Match, ...]: ...
 
 
@@ -42,7 +48,9 @@ def process_items(
     out = []
     for item in items:
         score = scorer.score(item.title, item.text)
-        matches = matcher.match(item, score, feed_name=feed.name, feed_url=feed.url)
+        matches = matcher.match(
+            item, score, feed_name=feed.name, feed_url=feed.url, feed_tags=feed.tags
+        )
         out.append(ProcessedItem(item=item, score=score, matches=matches))
     return tuple(out)
 
