@@ -268,3 +268,16 @@ def test_semantic_backend_needs_its_extra_or_reranks(seeds_dir: Path) -> None:
     assert clf.backend == "semantic"
     assert clf.score(*RELEVANT).score > clf.score(*IRRELEVANT).score
     assert clf.rebuild(load_seeds(seeds_dir)).backend == "semantic"
+
+
+def test_small_mixed_batch_ranks_russian_items_too(tmp_path: Path) -> None:
+    root = tmp_path / "seeds"
+    write(root / "meeting.txt", SEED + "\n\n" + SEED_RU)
+    lines = [
+        json.dumps({"id": i, "title": t, "text": x}, ensure_ascii=False)
+        for i, (t, x) in enumerate([RELEVANT, IRRELEVANT, RELEVANT_RU, IRRELEVANT_RU])
+    ]
+    out = io.StringIO()
+    assert run_score_command(root, None, io.StringIO("\n".join(lines) + "\n"), out) == 0
+    scores = [json.loads(line)["score"] for line in out.getvalue().splitlines()]
+    assert scores[0] > scores[1] and scores[2] > scores[3]

@@ -133,4 +133,4 @@ def test_peak_rss_polling_the_hostile_set(tmp_path: Path) -> None:
     assert got["errors"]["healthy"] is None and got["items"]["healthy"] == 1
     peak_mb = got["maxrss_kib"] / 1024
     print(f"hostile set: {len(cases)} feeds, child peak RSS {peak_mb:.0f} MB")
-    assert peak_mb < RSS_BOUND_MB
+    assert peak_mb < RSS_BOUND_MB, (got, child.stderr[-2000:])

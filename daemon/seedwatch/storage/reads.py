@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +54,8 @@ class ItemRow:
     relevant: bool
     rules: tuple[str, ...]
     also_reported_by: tuple[str, ...]
+    # Why it scored as it did: nearest_seed, passage, terms.
+    explanation: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ def list_items(s: Session, *, search: str | None, limit: int) -> list[ItemRow]:
             i.c.score,
             i.c.topic,
             i.c.relevant,
+            i.c.explanation,
             FEEDS.c.name.label("feed_name"),
         )
         .join(FEEDS, FEEDS.c.id == i.c.feed_id)
@@ -203,6 +206,7 @@ def list_items(s: Session, *, search: str | None, limit: int) -> list[ItemRow]:
                 relevant=bool(r.relevant),
                 rules=tuple(rules.get(r.id, ())),
                 also_reported_by=tuple(also),
+                explanation=dict(r.explanation or {}),
             )
         )
     return out
