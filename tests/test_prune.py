@@ -4,6 +4,7 @@ leave tombstones; old alerts and stories go; a re-published old entry stays out.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -104,7 +105,9 @@ def test_pending_alerts_survive_the_window(sessions: sessionmaker[Session]) -> N
         q.store_batch(s, fid, [pitem(fid, "k", matches=(rule("r", "log"),))],
                       now=NOW - timedelta(days=400))
         s.commit()
-        report = prune(s, NOW, 180 * DAY)
+        lock = threading.Lock()
+        report = prune(s, NOW, 180 * DAY, lock=lock)
+        assert not lock.locked()
         assert report.items == 1 and report.alerts == 0
         alert = s.execute(select(Alert)).scalar_one()
         assert alert.status == "pending" and alert.item_id is None

@@ -185,7 +185,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     table = [
         [
             _clip(r.name, 28),
-            "active" if r.active and not r.gone else ("gone" if r.gone else "inactive"),
+            "gone" if r.gone else ("inactive" if not r.active else
+                                   ("stale" if r.stale else "active")),
             _when(r.last_success_at),
             _clip(f"{_when(r.last_error_at)} {r.last_error}" if r.last_error else "-", 50),
             str(r.error_count),

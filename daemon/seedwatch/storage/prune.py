@@ -16,6 +16,7 @@ time (a transaction-level advisory lock per batch; the others skip).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import zlib
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ from seedwatch.storage.common import (
 )
 
 log = logging.getLogger(__name__)
+
+# Anything used as ``with lock:`` (threading.Lock, nullcontext).
+Lock = contextlib.AbstractContextManager[object]
 
 BATCH = 2000
 PRUNE_LOCK_KEY = zlib.crc32(b"seedwatch:prune")
@@ -93,27 +97,37 @@ def _prune_items(s: Session, now: datetime, cutoff: datetime, report: PruneRepor
     return True
 
 
-def _prune_alerts(s: Session, cutoff: datetime) -> int:
+def _prune_alerts(s: Session, cutoff: datetime, lock: Lock) -> int:
     # A pending alert is never dropped unsent, however old: the outbox retries or kills it.
     old = select(ALERTS.c.id).where(ALERTS.c.created_at < cutoff, ALERTS.c.status != "pending")
     total = 0
-    while ids := list(s.execute(old.limit(BATCH)).scalars()):
-        total += _rowcount(s.execute(delete(ALERTS).where(ALERTS.c.id.in_(ids))))
-        s.commit()
+    while True:
+        with lock:
+            ids = list(s.execute(old.limit(BATCH)).scalars())
+            if ids:
+                total += _rowcount(s.execute(delete(ALERTS).where(ALERTS.c.id.in_(ids))))
+            s.commit()
+        if not ids:
+            break
     return total
 
 
-def _prune_stories(s: Session, cutoff: datetime) -> int:
+def _prune_stories(s: Session, cutoff: datetime, lock: Lock) -> int:
     has_items = exists().where(ITEMS.c.story_id == STORIES.c.id)
     old = select(STORIES.c.id).where(and_(STORIES.c.last_seen_at < cutoff, ~has_items))
     total = 0
-    while ids := list(s.execute(old.limit(BATCH)).scalars()):
-        total += _rowcount(s.execute(delete(STORIES).where(STORIES.c.id.in_(ids))))
-        s.commit()
+    while True:
+        with lock:
+            ids = list(s.execute(old.limit(BATCH)).scalars())
+            if ids:
+                total += _rowcount(s.execute(delete(STORIES).where(STORIES.c.id.in_(ids))))
+            s.commit()
+        if not ids:
+            break
     return total
 
 
-def _compact(s: Session, report: PruneReport) -> None:
+def _compact(s: Session, report: PruneReport, lock: Lock) -> None:
     if is_postgres(s):
         for table in ANALYZE_TABLES:
             s.execute(text(f"ANALYZE {table}"))
@@ -129,43 +143,52 @@ def _compact(s: Session, report: PruneReport) -> None:
     assert dbapi is not None
     while left > 0:
         step = min(left, VACUUM_STEP)
-        cur = dbapi.cursor()
-        try:
-            # Python's sqlite3 steps a statement without result columns once, and one step of
-            # incremental_vacuum frees one page: so one call per page, inside one explicit
-            # transaction (outside one, every page would be its own synced commit).
-            cur.execute("BEGIN IMMEDIATE")
-            for _ in range(step):
-                cur.execute("PRAGMA incremental_vacuum(1)")
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        finally:
-            cur.close()
+        with lock:
+            cur = dbapi.cursor()
+            try:
+                # Python's sqlite3 steps a statement without result columns once, and one step
+                # of incremental_vacuum frees one page: so one call per page, inside one
+                # explicit transaction (outside one, every page would be its own synced commit).
+                cur.execute("BEGIN IMMEDIATE")
+                for _ in range(step):
+                    cur.execute("PRAGMA incremental_vacuum(1)")
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
         left -= step
         report.vacuumed_pages += step
     s.commit()
 
 
 @storage_errors
-def prune(s: Session, now: datetime, keep: float) -> PruneReport:
-    """Delete what is older than ``keep`` seconds before ``now``; commits as it goes."""
+def prune(
+    s: Session, now: datetime, keep: float, *, lock: Lock | None = None
+) -> PruneReport:
+    """Delete what is older than ``keep`` seconds before ``now``; commits as it goes.
+
+    ``lock`` (the runtime's write lock) is held for each batch only, never for the whole prune:
+    SQLite's single writer then alternates between the pollers and the prune.
+    """
     report = PruneReport()
     cutoff = now - timedelta(seconds=keep)
+    held: Lock = lock if lock is not None else contextlib.nullcontext()
     try:
         while True:
-            if _locked_by_other(s):
-                s.rollback()
-                report.skipped = True
-                return report
-            more = _prune_items(s, now, cutoff, report)
-            s.commit()
+            with held:
+                if _locked_by_other(s):
+                    s.rollback()
+                    report.skipped = True
+                    return report
+                more = _prune_items(s, now, cutoff, report)
+                s.commit()
             if not more:
                 break
-        report.alerts = _prune_alerts(s, cutoff)
-        report.stories = _prune_stories(s, cutoff)
-        _compact(s, report)
+        report.alerts = _prune_alerts(s, cutoff, held)
+        report.stories = _prune_stories(s, cutoff, held)
+        _compact(s, report, held)
     except BaseException:
         s.rollback()
         raise

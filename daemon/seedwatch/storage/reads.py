@@ -22,6 +22,7 @@ from seedwatch.storage.common import (
     is_postgres,
     storage_errors,
 )
+from seedwatch.storage.feeds import stale_feed_ids
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class FeedStatusRow:
     error_count: int
     items: int
     next_check_at: datetime
+    stale: bool = False  # fetches work but it stopped publishing for far longer than usual
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def feed_status(s: Session, now: datetime) -> list[FeedStatusRow]:
         .outerjoin(counts, counts.c.feed_id == f.c.id)
         .order_by(f.c.active.desc(), f.c.name, f.c.id)
     ).all()
+    stale = stale_feed_ids(s)
     return [
         FeedStatusRow(
             id=r.id,
@@ -118,6 +121,7 @@ def feed_status(s: Session, now: datetime) -> list[FeedStatusRow]:
             error_count=int(r.error_count),
             items=int(r.n_items),
             next_check_at=r.next_check_at,
+            stale=r.id in stale,
         )
         for r in rows
     ]
@@ -300,6 +304,7 @@ class HealthSummary:
     feeds_active: int
     feeds_failing: int  # active feeds whose last fetch failed
     feeds_gone: int
+    feeds_stale: int
     last_success_at: datetime | None
     items: int
     items_last_24h: int
@@ -322,6 +327,7 @@ def health_summary(s: Session, now: datetime) -> HealthSummary:
         feeds_active=_count(s, select(func.count()).where(active)),
         feeds_failing=_count(s, select(func.count()).where(active, f.c.error_count > 0)),
         feeds_gone=_count(s, select(func.count()).where(active, f.c.gone.is_(True))),
+        feeds_stale=len(stale_feed_ids(s)),
         last_success_at=s.execute(select(func.max(f.c.last_success_at))).scalar(),
         items=_count(s, select(func.count()).select_from(ITEMS)),
         items_last_24h=_count(s, select(func.count()).where(ITEMS.c.fetched_at >= day)),
