@@ -69,8 +69,6 @@ def test_every_hostile_case_ends_as_expected(outcome: dict[str, Seen]) -> None:
     wrong = []
     for name, seen in outcome.items():
         case = seen.case
-        if case.known == hostile.BOM:
-            continue  # fails to parse today: see the xfail test below
         if case.error is not None:
             if seen.error is None or case.error not in seen.error or seen.items:
                 wrong.append(f"{name}: want error ~{case.error!r}, got {seen.error!r}, "
@@ -84,7 +82,7 @@ def test_every_hostile_case_ends_as_expected(outcome: dict[str, Seen]) -> None:
         if case.max_items is not None and len(seen.items) > case.max_items:
             wrong.append(f"{name}: {len(seen.items)} items > {case.max_items}")
         titles = [t for t, _ in seen.items]
-        if case.title is not None and not case.known and case.title not in titles:
+        if case.title is not None and case.title not in titles:
             wrong.append(f"{name}: title {case.title!r} not among {titles}")
     assert not wrong, "\n".join(wrong)
 
@@ -103,7 +101,6 @@ def test_stored_text_is_bounded_valid_and_never_expands_entities(
             assert "x" * 100_000 not in text, name
 
 
-@pytest.mark.xfail(strict=True, reason="parse.py gaps: hostile.LEGACY and hostile.BOM")
 @pytest.mark.parametrize("name", ["koi8-r undeclared", "cp1251 undeclared", "big5 undeclared",
                                   "UTF-16 vs HTTP charset"])
 def test_encodings_are_decoded_right(outcome: dict[str, Seen], name: str) -> None:

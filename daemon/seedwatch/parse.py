@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
+import charset_normalizer
 import feedparser
 
 from seedwatch.errors import ParseError, redact_url
@@ -243,9 +244,50 @@ def _response_headers(result: FetchResult) -> dict[str, str]:
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 
 
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+_XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=", re.IGNORECASE)
+
+
+def _charset_for(body: bytes, content_type: str) -> str | None:
+    """The charset feedparser should be told, when what the server said is wrong or missing.
+
+    A byte-order mark names the encoding beyond doubt, so it wins over an HTTP charset that
+    contradicts it. A body that declares nothing (no BOM, no HTTP charset, no XML encoding)
+    and is not UTF-8 is usually a legacy Cyrillic or CJK page (cp1251, koi8-r, big5, ...):
+    feedparser would read it as windows-1252 and store garble, so its encoding is detected.
+    """
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            declared = _CHARSET.search(content_type)
+            if declared and declared.group(1).lower().replace("_", "-") != codec:
+                return codec
+            return None
+    if _CHARSET.search(content_type) or _XML_ENCODING.match(body[:512]):
+        return None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return None
+    best = charset_normalizer.from_bytes(body[:65536]).best()
+    return best.encoding if best is not None else None
+
+
 def run_feedparser(body: bytes, headers: Mapping[str, str]) -> Any:
     """feedparser's result dict for the hardened ``body``; never touches network or disk."""
     lowered = {k.lower(): v for k, v in headers.items()}
+    content_type = lowered.get("content-type", "")
+    charset = _charset_for(body, content_type)
+    if charset is not None:
+        base = content_type.split(";", 1)[0].strip() or "application/xml"
+        lowered["content-type"] = f"{base}; charset={charset}"
     match = _CHARSET.search(lowered.get("content-type", ""))
     hardened = harden_xml(body, match.group(1) if match else None)
     return feedparser.parse(io.BytesIO(hardened), response_headers=lowered)

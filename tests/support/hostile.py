@@ -21,8 +21,6 @@ RU_TITLE = "Совещание руководителей спецслужб С�
 ZH_TITLE = "獨立國協安全會議"
 HEALTHY_TITLE = "healthy feed still stored"
 # Gaps in parse.py found here (reported to its owner; tests/test_hostile.py keeps them xfail):
-LEGACY = "undeclared legacy encodings are read as windows-1252 (no charset detection)"
-BOM = "parse.py hands the HTTP charset to feedparser, which prefers it to a UTF-16 BOM"
 
 
 @dataclass(frozen=True)
@@ -32,14 +30,15 @@ class Case:
     title: str | None = None  # a title that must be stored exactly (encodings)
     max_items: int | None = None
     forbid: str | None = None  # text that must appear in no stored item (XXE)
-    known: str | None = None  # why the exact title is not stored yet (a parse.py gap)
 
 
 def _rss_bytes(title: str, *, encoding: str = "utf-8", declare: bool = True) -> bytes:
     head = f'<?xml version="1.0" encoding="{encoding}"?>\n' if declare else ""
     doc = (f'{head}<rss version="2.0"><channel><title>{title}</title>'
            f"<link>http://example.org/</link><description>d</description>"
-           f"<item><title>{title}</title><guid>g1</guid><description>{title}: текст</description>"
+           # Each document its own page: the same page in two feeds is stored once.
+           f"<item><title>{title}</title><guid isPermaLink=\"false\">{encoding}-{declare}</guid>"
+           f"<description>{title}: текст</description>"
            f"</item></channel></rss>")
     return doc.encode(encoding, "strict") if encoding != "utf-8" else doc.encode()
 
@@ -138,15 +137,15 @@ def build(srv: FeedServer, forbidden: FeedServer) -> list[tuple[str, Case]]:
         body=_rss_bytes("broken") .replace(b"broken", b"bro\xff\xfeken", 1),
         headers={"Content-Type": "application/rss+xml; charset=utf-8"}, content_type=None)
     for codec in ("koi8-r", "cp1251"):
-        add(f"/{codec}", Case(f"{codec} undeclared", None, title=RU_TITLE, known=LEGACY),
+        add(f"/{codec}", Case(f"{codec} undeclared", None, title=RU_TITLE),
             body=_rss_bytes(RU_TITLE, encoding=codec, declare=False),
             headers={"Content-Type": "application/xml"}, content_type=None)
-    add("/big5", Case("big5 undeclared", None, title=ZH_TITLE, known=LEGACY),
+    add("/big5", Case("big5 undeclared", None, title=ZH_TITLE),
         body=_rss_bytes(ZH_TITLE, encoding="big5", declare=False),
         headers={"Content-Type": "application/xml"}, content_type=None)
     utf16 = ("\ufeff" + _rss_bytes(RU_TITLE).decode().replace('encoding="utf-8"',
                                                              'encoding="utf-16"'))
-    add("/utf16", Case("UTF-16 vs HTTP charset", None, title=RU_TITLE, known=BOM),
+    add("/utf16", Case("UTF-16 vs HTTP charset", None, title=RU_TITLE),
         body=utf16.encode("utf-16-le"),
         headers={"Content-Type": "application/rss+xml; charset=iso-8859-1"}, content_type=None)
     return out
