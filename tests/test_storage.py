@@ -42,6 +42,7 @@ from seedwatch.storage.models import (
     Story,
     Tombstone,
 )
+from seedwatch.storage.search import not_search_index
 from seedwatch.types import FetchResult, Item, Match, ProcessedItem, Score
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -124,12 +125,6 @@ def count(s: Session, model: type[Base]) -> int:
 
 
 # -- schema -----------------------------------------------------------------------------------
-
-
-def not_search_index(obj: object, name: str | None, type_: str, *args: object) -> bool:
-    """The full-text index (FTS5 tables, tsvector index) is made by migration 0002 in SQL, not
-    by the models: leave it out of the comparison."""
-    return not (name or "").startswith(("items_fts", "ix_items_fts", "ix_items_search"))
 
 
 def test_upgrade_from_empty_matches_the_models(engine: Engine, db_url: str) -> None:

@@ -330,7 +330,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     from seedwatch.config import load_config, resolve_config_path
+    from seedwatch.storage.copy import run_db_copy
     from seedwatch.storage.db import open_database
+
+    if args.db_cmd == "copy":
+        return run_db_copy(args.from_url, args.to_url, sys.stdout)
 
     config = load_config(resolve_config_path(args.config))
     open_database(config.storage.url, upgrade=True).dispose()
@@ -410,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = sp.add_subparsers(dest="db_cmd", required=True)
     up = dsub.add_parser("upgrade", help="apply schema migrations")
     up.add_argument("--config")
+    cp = dsub.add_parser("copy", help="copy every table to another database (e.g. to PostgreSQL)")
+    cp.add_argument("from_url", help="SQLAlchemy URL to read")
+    cp.add_argument("to_url", help="SQLAlchemy URL to write (must be empty)")
     sp.set_defaults(func=cmd_db)
     sp = sub.add_parser("demo", help="see the whole pipeline work on local sample feeds")
     sp.add_argument("--seconds", type=float, default=24.0, help="how long to run")

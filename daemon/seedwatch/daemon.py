@@ -1,6 +1,6 @@
 """`seedwatch run`: the long-running service.
 
-APScheduler 3.x runs local ticks only (poll, deliver, reload, watchdog); what is due lives in the
+APScheduler 3.x runs local ticks only (poll, reload, watchdog, prune); what is due lives in the
 database, so a crash or restart loses nothing. SIGTERM/SIGINT stop it (in-flight feeds finish
 or are left due, never half-stored); SIGHUP, or any edit of the config, watchlist or seeds,
 reloads without a restart.
@@ -25,16 +25,22 @@ from seedwatch import metrics
 from seedwatch.alerts.deliver import deliver_due
 from seedwatch.alerts.schedule import digest_rule_names
 from seedwatch.clock import Clock
+from seedwatch.errors import FeedError, SeedwatchError
 from seedwatch.notify import Notifier
 from seedwatch.poller import poll_due
 from seedwatch.runtime import Runtime
 from seedwatch.storage import queries
 from seedwatch.storage.db import ping
+from seedwatch.storage.leases import release_own_leases
+from seedwatch.storage.prune import prune
+from seedwatch.types import FeedRef, StoreOutcome
 
 log = logging.getLogger(__name__)
 
 # How long SIGTERM waits for in-flight work before leaving it to the leases.
 STOP_GRACE = 5.0
+# Retention runs hourly; it does nothing without [storage] keep.
+PRUNE_EVERY = 3600.0
 # A daemon that made no progress for this long is reported unhealthy (watchdog, /healthz).
 STUCK_AFTER = 600.0
 
@@ -61,6 +67,9 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.health = Health()
         self.busy = threading.Event()  # set while a poll tick runs
+        # Delivery runs in its own thread, woken as soon as a store created alerts, so an
+        # alert does not wait for the next tick (fetch-to-channel latency).
+        self.wake_delivery = threading.Event()
         self.abandoned = False
         self.rng = random.Random()
         self.scheduler = BackgroundScheduler(
@@ -73,9 +82,7 @@ class Daemon:
     def poll_tick(self) -> None:
         self.busy.set()
         try:
-            report = poll_due(
-                self.rt, stop=self.stop, on_done=lambda *_: self.health.progress()
-            )
+            report = poll_due(self.rt, stop=self.stop, on_done=self._feed_done)
             if report.feeds:
                 log.info(
                     "tick: poll feeds=%d ok=%d failed=%d new=%d alerts=%d",
@@ -88,6 +95,31 @@ class Daemon:
             self.busy.clear()
         self.health.progress()
         metrics.LAST_TICK.labels(tick="poll").set_to_current_time()
+
+    def _feed_done(self, feed: FeedRef, res: StoreOutcome | None, err: FeedError | None) -> None:
+        self.health.progress()
+        if res is not None and res.alerts:
+            self.wake_delivery.set()
+
+    def delivery_loop(self) -> None:
+        interval = self.rt.config.schedule.deliver_tick
+        while not self.stop.is_set():
+            self.deliver_tick()
+            self.wake_delivery.wait(timeout=interval)
+            self.wake_delivery.clear()
+
+    def prune_tick(self) -> None:
+        keep = self.rt.config.storage.keep
+        if keep is None:
+            return
+        try:
+            with self.rt.sessions() as s:
+                report = prune(s, self.rt.clock.now(), keep, lock=self.rt.write_lock)
+            if report.items or report.alerts or report.stories:
+                log.info("tick: prune items=%d alerts=%d stories=%d",
+                         report.items, report.alerts, report.stories)
+        except Exception:
+            log.exception("tick: prune failed")
 
     def deliver_tick(self) -> None:
         try:
@@ -153,22 +185,18 @@ class Daemon:
         self.rt.rebuild_story_index()
         if cfg.metrics.listen:
             metrics.serve(cfg.metrics.listen, self.healthy)
-        now = None  # first run immediately
         sched = cfg.schedule
+        # The first poll runs now rather than one interval later.
         self.scheduler.add_job(self.poll_tick, "interval", seconds=sched.poll_tick,
-                               id="poll", next_run_time=now)
-        self.scheduler.add_job(self.deliver_tick, "interval", seconds=sched.deliver_tick,
-                               id="deliver", next_run_time=now)
+                               id="poll", next_run_time=self.rt.clock.now())
         self.scheduler.add_job(self.reload_tick, "interval", seconds=sched.reload_tick,
                                id="reload")
+        self.scheduler.add_job(self.prune_tick, "interval", seconds=PRUNE_EVERY, id="prune")
         wd = self.notifier.watchdog_interval() or 10.0
         self.scheduler.add_job(self.watchdog_tick, "interval", seconds=wd, id="watchdog")
         self.scheduler.start()
-        # Kick the first ticks now instead of one interval later.
-        for job_id in ("poll", "deliver"):
-            job = self.scheduler.get_job(job_id)
-            if job is not None:
-                job.modify(next_run_time=self.rt.clock.now())
+        delivery = threading.Thread(target=self.delivery_loop, name="deliver", daemon=True)
+        delivery.start()
         self.notifier.ready(f"polling {len(cfg.feeds)} configured feeds")
         log.info("start: running feeds=%d rules=%d owner=%s",
                  len(cfg.feeds), len(self.rt.watchlist.rules), self.rt.owner)
@@ -178,9 +206,17 @@ class Daemon:
         log.info("stop: signal received, finishing in-flight work")
         self.notifier.stopping()
         self.scheduler.shutdown(wait=False)
+        self.wake_delivery.set()
         deadline = time.monotonic() + STOP_GRACE
         while self.busy.is_set() and time.monotonic() < deadline:
             time.sleep(0.05)
+        delivery.join(timeout=max(deadline - time.monotonic(), 0.1))
+        try:
+            # Other daemons may take this one's claimed feeds and alerts at once.
+            with self.rt.write_lock, self.rt.sessions() as s:
+                release_own_leases(s, owner=self.rt.owner)
+        except SeedwatchError as e:
+            log.warning("stop: could not release leases: %s", e)
         if self.busy.is_set():
             # A fetch still running holds nothing half-stored: its transaction has not begun
             # or rolls back, and its lease makes the feed due again after restart.

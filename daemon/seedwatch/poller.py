@@ -47,6 +47,7 @@ from seedwatch.schedule import (
 )
 from seedwatch.storage import queries
 from seedwatch.storage.feeds import FeedHealth, PollState, get_poll_state, put_poll_state
+from seedwatch.storage.leases import renew_feed_lease
 from seedwatch.textutil import html_to_text, one_line
 from seedwatch.types import FeedRef, FetchResult, StoreOutcome
 
@@ -373,6 +374,15 @@ def poll_due(
     def one(feed: FeedRef) -> None:
         if stop is not None and stop.is_set():
             return  # left due: its lease expires and the next start polls it
+        # A feed waiting in this pass for a worker may have outlived its lease, and another
+        # daemon may have claimed it meanwhile: renew first, and skip it if that failed.
+        with rt.sessions() as s:
+            ours = renew_feed_lease(
+                s, feed.id, owner=rt.owner, now=rt.clock.now(), lease=cfg.schedule.lease
+            )
+        if not ours:
+            log.info("poll: lease lost, skipping feed=%s", feed.name)
+            return
         res: StoreOutcome | None = None
         err: FeedError | None = None
         try:

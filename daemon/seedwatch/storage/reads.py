@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from seedwatch.storage.common import (
@@ -19,10 +19,10 @@ from seedwatch.storage.common import (
     STORIES,
     chunks,
     insert_for,
-    is_postgres,
     storage_errors,
 )
 from seedwatch.storage.feeds import stale_feed_ids
+from seedwatch.storage.search import search_item_ids
 
 
 @dataclass(frozen=True)
@@ -156,22 +156,8 @@ def list_items(s: Session, *, search: str | None, limit: int) -> list[ItemRow]:
         .limit(limit)
     )
     if search:
-        if is_postgres(s):
-            stmt = stmt.where(
-                or_(
-                    i.c.title.icontains(search, autoescape=True),
-                    i.c.text.icontains(search, autoescape=True),
-                )
-            )
-        else:
-            # SQLite's lower()/LIKE fold ASCII only; sw_fold (db.py) folds Cyrillic too.
-            needle = _fold(search)
-            stmt = stmt.where(
-                or_(
-                    func.sw_fold(i.c.title).contains(needle, autoescape=True),
-                    func.sw_fold(i.c.text).contains(needle, autoescape=True),
-                )
-            )
+        # Full-text: FTS5 on SQLite, a GIN tsvector index on PostgreSQL (storage/search.py).
+        stmt = stmt.where(i.c.id.in_(search_item_ids(s, search, limit)))
     rows = s.execute(stmt).all()
     ids = [int(r.id) for r in rows]
     rules: dict[int, list[str]] = defaultdict(list)
