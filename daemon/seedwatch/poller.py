@@ -15,7 +15,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -49,7 +49,7 @@ from seedwatch.storage import queries
 from seedwatch.storage.feeds import FeedHealth, PollState, get_poll_state, put_poll_state
 from seedwatch.storage.leases import renew_feed_lease
 from seedwatch.textutil import html_to_text, one_line
-from seedwatch.types import FeedRef, FetchResult, StoreOutcome
+from seedwatch.types import FeedRef, FetchResult, ProcessedItem, StoreOutcome
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def poll_feed(rt: Runtime, feed: FeedRef, *, force: bool = False) -> StoreOutcom
                     },
                 )
             if seen.outcome.new_items:
-                _index_new(rt, seen.outcome)
+                _index_new(rt, seen.outcome, seen.done.items)
             metrics.observe_stage("store", time.monotonic() - t0)
     except FeedError as e:
         error = e
@@ -228,13 +228,19 @@ def poll_feed(rt: Runtime, feed: FeedRef, *, force: bool = False) -> StoreOutcom
     return outcome
 
 
-def _index_new(rt: Runtime, outcome: StoreOutcome) -> None:
+def _index_new(
+    rt: Runtime, outcome: StoreOutcome, processed: Sequence[ProcessedItem]
+) -> None:
     """Teach the story index and the classifier the items just stored."""
     with rt.write_lock, rt.sessions() as s:
-        for item, story_id in queries.items_with_stories(s, outcome.new_items):
-            rt.stories.add(item, story_id)
+        stories = queries.story_ids_by_key(s, outcome.new_items)
+        for p in processed:
+            story_id = stories.get(p.item.key)
+            if story_id is None:  # a duplicate, not stored
+                continue
+            rt.stories.add(p.item, story_id)
             # The classifier learns word statistics and its calibration from the stream.
-            rt.classifier.observe(item.title, item.text)
+            rt.classifier.observe(p.item.title, p.item.text)
 
 
 def _learn(prior: PollState, seen: _Seen, now: datetime) -> PollState:

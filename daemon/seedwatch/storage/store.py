@@ -281,29 +281,25 @@ def _prefetch(s: Session, feed_id: int, items: Sequence[Item], cutoff: datetime)
         urls,
     ):
         seen.story_by_url.setdefault(url, int(sid))
-    for url, sid in _rows(
-        s,
-        lambda p: (
-            select(i.c.canonical_url, i.c.story_id)
-            .join(STORIES, STORIES.c.id == i.c.story_id)
-            .where(i.c.canonical_url.in_(p), recent)
-            .order_by(i.c.id)
-        ),
-        urls,
-    ):
-        seen.story_by_url.setdefault(url, int(sid))
-    strong = [h for h in (content_key(it) for it in items) if h]
-    for h, sid in _rows(
-        s,
-        lambda p: (
-            select(i.c.content_hash, i.c.story_id)
-            .join(STORIES, STORIES.c.id == i.c.story_id)
-            .where(i.c.content_hash.in_(p), recent)
-            .order_by(i.c.id)
-        ),
-        strong,
-    ):
-        seen.story_by_hash.setdefault(h, int(sid))
+
+    def first_story_by(column: Any, values: Iterable[str], into: dict[str, int]) -> None:
+        """The story of the oldest item (in a story still open) with each value of column."""
+        for value, sid in _rows(
+            s,
+            lambda p: (
+                select(column, i.c.story_id)
+                .join(STORIES, STORIES.c.id == i.c.story_id)
+                .where(column.in_(p), recent)
+                .order_by(i.c.id)
+            ),
+            values,
+        ):
+            into.setdefault(value, int(sid))
+
+    first_story_by(i.c.canonical_url, urls, seen.story_by_url)
+    first_story_by(
+        i.c.content_hash, [h for h in (content_key(it) for it in items) if h], seen.story_by_hash
+    )
     return seen
 
 
@@ -755,6 +751,21 @@ def items_with_stories(s: Session, item_ids: Sequence[int]) -> list[tuple[Item, 
             .order_by(ITEMS.c.id)
         ).all()
         out.extend(_as_item(r) for r in rows)
+    return out
+
+
+@storage_errors
+def story_ids_by_key(s: Session, item_ids: Sequence[int]) -> dict[str, int]:
+    """Item key -> story id for the items just stored: what the caller, which still holds
+    the items themselves, needs to teach the story index (no title or text read back)."""
+    out: dict[str, int] = {}
+    for part in chunks(list(item_ids)):
+        for key, sid in s.execute(
+            select(ITEMS.c.key, ITEMS.c.story_id).where(
+                ITEMS.c.id.in_(part), ITEMS.c.story_id.is_not(None)
+            )
+        ).all():
+            out[key] = int(sid)
     return out
 
 
