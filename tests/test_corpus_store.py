@@ -4,7 +4,6 @@ reads from a file is stored."""
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,29 +13,17 @@ import pytest
 from seedwatch.errors import ParseError
 from seedwatch.normalize import normalize_feed
 from seedwatch.parse import parse
-from seedwatch.poller import poll_due
 from seedwatch.runtime import Runtime
 from seedwatch.storage import queries
 from seedwatch.types import FeedRef, FetchResult, Item
 from tests.conftest import need_corpus
+from tests.support.corpus import poll_every_feed, serve_files
 from tests.support.daemon import Rule, write_config
 from tests.support.feedserver import FeedServer
 
 pytestmark = pytest.mark.slow
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
-HEADER = re.compile(rb"^Header:\s*([A-Za-z-]+):\s*(.*?)\s*$", re.M)
-
-
-def served_headers(body: bytes) -> dict[str, str]:
-    """feedparser's test files fake HTTP headers in their leading comment."""
-    head = body[:2000]
-    hdrs = {m.group(1).decode(): m.group(2).decode("latin-1") for m in HEADER.finditer(head)}
-    hdrs = {("Content-Type" if k.lower() == "content-type" else k): v for k, v in hdrs.items()}
-    hdrs.setdefault("Content-Type", "application/xml")
-    return hdrs
-
-
 def expected_items(url: str, body: bytes, headers: dict[str, str]) -> list[Item]:
     result = FetchResult(
         requested_url=url, url=url, status=200,
@@ -52,23 +39,14 @@ def expected_items(url: str, body: bytes, headers: dict[str, str]) -> list[Item]
 
 def sweep(tmp_path: Path, files: list[Path]) -> tuple[int, int, int]:
     with FeedServer() as srv:
-        feeds = []
-        bodies: dict[str, tuple[bytes, dict[str, str]]] = {}
-        for i, path in enumerate(files):
-            body = path.read_bytes()
-            hdrs = served_headers(body)
-            srv.add(f"/f/{i}", body=body, headers=hdrs, content_type=None)
-            url = srv.url(f"/f/{i}")
-            feeds.append((f"c{i}", url))
-            bodies[url] = (body, hdrs)
-        cfg = write_config(tmp_path, feeds, [Rule("rare", "uranium AND enrichment")])
+        served = serve_files(srv, files, "f")
+        bodies = {f.url: (f.body, f.headers) for f in served}
+        cfg = write_config(
+            tmp_path, [(f.name, f.url) for f in served], [Rule("rare", "uranium AND enrichment")]
+        )
         rt = Runtime.start(cfg)
         try:
-            polled: set[int] = set()
-            for _ in range(200):
-                poll_due(rt, on_done=lambda feed, *_: polled.add(feed.id))
-                if len(polled) >= len(files):
-                    break
+            polled = poll_every_feed(rt, len(files))
             assert len(polled) == len(files)
             with rt.sessions() as s:
                 rows = queries.feed_status(s, rt.clock.now())

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from seedwatch.poller import poll_due
 from seedwatch.runtime import Runtime
 from seedwatch.storage import queries
 from seedwatch.storage.common import FEEDS, ITEMS
 from seedwatch.textutil import html_to_text, one_line
 from tests.conftest import need_corpus
+from tests.support.corpus import poll_every_feed, serve_files
 from tests.support.daemon import Rule, write_config
 from tests.support.feedserver import FeedServer
-from tests.test_corpus_store import expected_items, served_headers
+from tests.test_corpus_store import expected_items
 
 pytestmark = pytest.mark.slow
 
@@ -35,21 +35,13 @@ def test_w3c_corpus_is_stored(tmp_path: Path) -> None:
     root = need_corpus("w3c-feedvalidator", "testcases")
     files = sorted(p for p in root.rglob("*.xml") if p.is_file())
     with FeedServer() as srv:
-        feeds, bodies = [], {}
-        for i, path in enumerate(files):
-            body = path.read_bytes()
-            hdrs = served_headers(body)
-            srv.add(f"/w/{i}", body=body, headers=hdrs, content_type=None)
-            feeds.append((f"w{i}", srv.url(f"/w/{i}")))
-            bodies[f"w{i}"] = (srv.url(f"/w/{i}"), body, hdrs)
+        served = serve_files(srv, files, "w")
+        bodies = {f.name: (f.url, f.body, f.headers) for f in served}
+        feeds = [(f.name, f.url) for f in served]
         cfg = write_config(tmp_path, feeds, [Rule("any", "security OR the OR и")])
         rt = Runtime.start(cfg)
         try:
-            polled: set[int] = set()
-            for _ in range(200):
-                poll_due(rt, on_done=lambda feed, *_: polled.add(feed.id))
-                if len(polled) >= len(files):
-                    break
+            polled = poll_every_feed(rt, len(files))
             with rt.sessions() as s:
                 status = {r.name: r for r in queries.feed_status(s, rt.clock.now())}
                 stored = s.execute(select(FEEDS.c.name, ITEMS.c.key, ITEMS.c.canonical_url,
@@ -124,19 +116,11 @@ def test_feedparser_expect_titles_hold_for_stored_items(tmp_path: Path) -> None:
             wanted[path] = claims
     assert len(wanted) > 50
     with FeedServer() as srv:
-        feeds = []
-        for i, path in enumerate(wanted):
-            body = path.read_bytes()
-            srv.add(f"/t/{i}", body=body, headers=served_headers(body), content_type=None)
-            feeds.append((f"t{i}", srv.url(f"/t/{i}")))
+        feeds = [(f.name, f.url) for f in serve_files(srv, list(wanted), "t")]
         cfg = write_config(tmp_path, feeds, [Rule("any", "zzzz")])
         rt = Runtime.start(cfg)
         try:
-            polled: set[int] = set()
-            for _ in range(50):
-                poll_due(rt, on_done=lambda feed, *_: polled.add(feed.id))
-                if len(polled) >= len(feeds):
-                    break
+            polled = poll_every_feed(rt, len(feeds), rounds=50)
             with rt.sessions() as s:
                 # Documents without entries fail to poll ("no items"): nothing of theirs is
                 # stored, so their feed-title claims have nothing to hold on.

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import csv
 import re
-import threading
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
@@ -23,22 +21,9 @@ from seedwatch.storage.models import Alert, ItemRecord, Story
 from tests.conftest import need_corpus
 from tests.support.daemon import Rule, write_config
 from tests.support.feedserver import FeedServer
+from tests.support.pollkit import FakeClock as Clock
 
 T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
-
-
-@dataclass
-class Clock:
-    at: datetime = T0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def now(self) -> datetime:
-        with self.lock:
-            return self.at
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.at += timedelta(seconds=seconds)
 
 
 def rss(items: list[dict[str, str]]) -> bytes:
@@ -162,7 +147,7 @@ def test_changing_guids_and_new_dates_make_no_new_stories_or_alerts(tmp_path: Pa
         cfg = write_config(
             tmp_path, [("flaky", srv.url("/flaky.xml"))], [Rule("watch", "csto OR batken")]
         )
-        clock = Clock()
+        clock = Clock(T0)
         rt = Runtime.start(cfg, clock=clock)
         try:
             poll_all(rt)
