@@ -18,7 +18,7 @@ from seedwatch.storage.copy import TABLES, run_db_copy
 from seedwatch.storage.db import make_sessionmaker, open_database
 from seedwatch.storage.prune import prune
 from seedwatch.storage.search import search_item_ids
-from tests.test_search import pg_database
+from tests.support.pg import pg_database
 from tests.test_storage import NOW, pitem, rule
 
 pytestmark = pytest.mark.postgres

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from seedwatch.storage.db import open_database
 from tests.support.daemon import DaemonProcess, Rule, read_jsonl, wait_for, write_config
 from tests.support.feedserver import FeedServer
-from tests.test_search import pg_database
+from tests.support.pg import pg_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -5,48 +5,20 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from seedwatch.storage import queries as q
 from seedwatch.storage.db import make_sessionmaker, open_database
-from seedwatch.storage.models import Alert, Base, ItemRecord, MatchRecord, Story, Tombstone
+from seedwatch.storage.models import Alert, ItemRecord, MatchRecord, Story, Tombstone
 from seedwatch.storage.prune import prune
 from seedwatch.storage.search import search_item_ids
-from tests.test_search import pg_database
-from tests.test_storage import NOW, feeds, pitem, rule
+from tests.test_storage import NOW, count, feeds, pitem, rule
 
 DAY = 86400.0
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/seedwatch.db"
-        return
-    with pg_database() as url:
-        yield url
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = open_database(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
-
-
-def count(s: Session, model: type[Base]) -> int:
-    return int(s.execute(select(func.count()).select_from(model)).scalar_one())
 
 
 def test_prune_drops_old_keeps_new_and_tombstones_stop_republishing(

@@ -1,75 +1,19 @@
 """Full-text search (migration 0002, storage/search.py) on SQLite FTS5 and PostgreSQL tsvector.
 
 The PostgreSQL half uses a fresh database on 127.0.0.1:5432 per test, dropped afterwards, and is
-skipped with the reason when the server does not answer. ``pg_database`` is shared with the other
-PostgreSQL tests of issue 7 (multi-daemon, db copy, prune).
+skipped with the reason when the server does not answer (tests/support/pg.py, shared with
+the other PostgreSQL tests: multi-daemon, db copy, prune).
 """
 
 from __future__ import annotations
 
-import contextlib
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from seedwatch.storage import queries as q
-from seedwatch.storage.db import current_revision, make_sessionmaker, open_database
+from seedwatch.storage.db import current_revision
 from seedwatch.storage.search import query_terms, search_item_ids
 from tests.test_storage import NOW, feeds, pitem
-
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-
-
-def pg_admin() -> object:
-    import psycopg
-
-    try:
-        return psycopg.connect(ADMIN_DSN, autocommit=True)
-    except psycopg.OperationalError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        pytest.skip(
-            f"PostgreSQL on 127.0.0.1:5432 (user postgres) does not answer: {first}; start it "
-            "with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
-        )
-
-
-@contextlib.contextmanager
-def pg_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test; its SQLAlchemy URL."""
-    name = f"sw_test_{uuid.uuid4().hex[:12]}"
-    with pg_admin() as conn:  # type: ignore[attr-defined]
-        conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with pg_admin() as conn:  # type: ignore[attr-defined]
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/seedwatch.db"
-        return
-    with pg_database() as url:
-        yield url
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = open_database(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
-
 
 DOCS = {
     "ru1": ("Совещание руководителей спецслужб СНГ", "Встреча прошла в Душанбе во вторник."),

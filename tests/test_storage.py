@@ -12,7 +12,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -29,7 +28,6 @@ from seedwatch.storage import queries as q
 from seedwatch.storage.db import (
     alembic_config,
     current_revision,
-    make_sessionmaker,
     open_database,
     ping,
 )
@@ -55,18 +53,6 @@ HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/data/seedwatch.db"
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = open_database(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -31,9 +30,8 @@ from seedwatch.storage.db import (
     open_database,
 )
 from seedwatch.storage.models import ItemRecord, Story
+from tests.support.pg import pg_database
 from tests.test_storage import NOW, pitem, rule
-from tests.test_storage import engine as engine
-from tests.test_storage import sessions as sessions
 from tests.test_storage import (
     test_a_writer_racing_between_read_and_write as test_a_writer_racing_between_read_and_write,
 )
@@ -103,35 +101,16 @@ from tests.test_storage import (
 
 pytestmark = pytest.mark.postgres
 
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 ROOT = Path(__file__).resolve().parent.parent
 
 # The newest migration: what a fresh or upgraded database must be at.
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def _admin() -> psycopg.Connection[tuple[object, ...]]:
-    try:
-        return psycopg.connect(ADMIN_DSN, autocommit=True)
-    except psycopg.OperationalError as e:
-        pytest.skip(
-            "PostgreSQL on 127.0.0.1:5432 (user postgres) does not answer: "
-            f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}; "
-            "start it with `pg_ctlcluster --skip-systemctl-redirect "
-            "$(ls /etc/postgresql) main start`"
-        )
-
-
 @pytest.fixture
 def db_url() -> Iterator[str]:
-    name = f"sw_test_{uuid.uuid4().hex[:12]}"
-    with _admin() as conn:
-        conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with _admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pg_database() as url:
+        yield url
 
 
 def test_plain_postgresql_url_uses_psycopg3(db_url: str) -> None:
