@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sqlalchemy import text
 
-from ingest import WORDS
+from cold_start import WORDS
 from seedwatch.config.model import FeedConfig
 from seedwatch.storage import queries as q
 from seedwatch.storage.db import make_sessionmaker, open_database

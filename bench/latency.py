@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import WORDS  # noqa: E402
+from cold_start import WORDS  # noqa: E402
 
 SENT: dict[str, float] = {}
 LOCK = threading.Lock()
