@@ -129,6 +129,9 @@ class _Seen:
     result: FetchResult | None = None
     done: Processed | None = None
     outcome: StoreOutcome = field(default_factory=StoreOutcome)
+    # Read once before the fetch and reused when recording (the feed is leased to us).
+    prior: PollState | None = None
+    stored_interval: float | None = None
 
 
 def _status_class(status: int | None) -> str:
@@ -151,8 +154,9 @@ def poll_feed(rt: Runtime, feed: FeedRef, *, force: bool = False) -> StoreOutcom
     started = time.monotonic()
     try:
         with rt.sessions() as s:
-            prior = get_poll_state(s, feed.id)
-            interval = queries.feed_interval(s, feed.id) or cfg.schedule.interval
+            seen.prior = prior = get_poll_state(s, feed.id)
+            seen.stored_interval = queries.feed_interval(s, feed.id)
+        interval = seen.stored_interval or cfg.schedule.interval
         full = force or full_fetch_due(prior.full_at, rt.clock.now(), interval)
         with rt.limiter.slot(feed.url):
             seen.result = fetch(_session(rt), feed, cfg.http, force=full)
@@ -270,7 +274,7 @@ def _record(rt: Runtime, feed: FeedRef, seen: _Seen, error: FeedError | None) ->
     result = seen.result
     done = seen.done
     with rt.write_lock, rt.sessions() as s:
-        prior = get_poll_state(s, feed.id)
+        prior = seen.prior if seen.prior is not None else get_poll_state(s, feed.id)
         prior_errors = queries.feed_error_count(s, feed.id)
         state = _learn(prior, seen, now) if error is None else prior
         lifetimes = [state.ttl] if state.ttl else []
@@ -289,7 +293,10 @@ def _record(rt: Runtime, feed: FeedRef, seen: _Seen, error: FeedError | None) ->
         if interval is None:
             interval = adaptive_interval(state.gap, cfg.schedule)
         if interval is None:
-            interval = queries.feed_interval(s, feed.id)
+            interval = (
+                seen.stored_interval if seen.prior is not None
+                else queries.feed_interval(s, feed.id)
+            )
         when = next_check(now, po, interval=interval, schedule=cfg.schedule, rng=rt.rng)
         # feedparser hands titles over as (sanitized) HTML; the feed's title is shown in
         # alerts and `status`, so it is stored as one line of plain text like item titles.
