@@ -186,6 +186,11 @@ _SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("han", r"[\u3400-\u4dbf\u4e00-\u9fff]"),
     )
 )
+# Any letter of the scripts after Latin and Cyrillic: most news is neither, and counting each
+# script is a pass over the sample, so the rare ones are counted only when one is present.
+_OTHER_SCRIPT = re.compile(
+    "[" + "".join(pattern.pattern[1:-1] for _, pattern in _SCRIPTS[2:]) + "]"
+)
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 SAMPLE_CHARS = 4_000
 
@@ -199,6 +204,14 @@ _SCRIPT_LANG = {
     "hangul": "ko",
     "kana": "ja",
 }
+
+
+def _script_counts(sample: str) -> dict[str, int]:
+    """Letters per script (in _SCRIPTS order, which breaks ties)."""
+    if sample.isascii():
+        return {"latin": len(_ASCII_LETTER.findall(sample))}
+    scripts = _SCRIPTS if _OTHER_SCRIPT.search(sample) else _SCRIPTS[:2]
+    return {name: len(pattern.findall(sample)) for name, pattern in scripts}
 
 
 def _cyrillic_language(text: str, letters: int, hint: str | None) -> str:
@@ -228,8 +241,7 @@ def detect_language(text: str, hint: str | None = None) -> str:
     """A BCP-47 primary tag for ``text``: en, ru, kk, ky, uz, ... or the hint, or "und"."""
     hint = normalize_hint(hint)
     sample = text[:SAMPLE_CHARS]
-    counts = {name: len(pattern.findall(sample)) for name, pattern in _SCRIPTS}
-    script, letters = max(counts.items(), key=lambda kv: kv[1])
+    script, letters = max(_script_counts(sample).items(), key=lambda kv: kv[1])
     if not letters:
         return hint or "und"
     if script == "cyrillic":
@@ -237,13 +249,13 @@ def detect_language(text: str, hint: str | None = None) -> str:
     if script == "latin":
         lowered = sample.lower()
         words = _WORD.findall(lowered)
-        english = sum(w in _EN_STOP for w in words)
-        uzbek = sum(w in _UZ_STOP for w in words)
+        english = sum(map(_EN_STOP.__contains__, words))
+        uzbek = sum(map(_UZ_STOP.__contains__, words))
         # "o'clock" is English; Uzbek writes oʻ/gʻ (U+02BB) or, sloppily, o'/g' in most words.
         weak = len(_UZ_LATIN_WEAK.findall(sample))
         if _UZ_LATIN_STRONG.search(sample) or uzbek >= 2 or (weak >= 2 and weak > english):
             return "uz"
-        ascii_letters = len(_ASCII_LETTER.findall(sample))
+        ascii_letters = letters if sample.isascii() else len(_ASCII_LETTER.findall(sample))
         if ascii_letters >= 0.97 * letters and english and english * 25 >= len(words):
             return "en"
         if hint and hint not in _CYRILLIC_LANGS:
