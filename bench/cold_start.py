@@ -1,14 +1,15 @@
 """Cold start: N feeds x M items on 127.0.0.1, all stored, scored and matched; vs `reader`.
 
-    .venv/bin/python bench/cold_start.py --feeds 1000 --items 50 [--parallel] [--only seedwatch]
+    .venv/bin/python bench/cold_start.py --feeds 1000 --items 50 [--parse-workers N] [--only X]
 
 Feeds are generated on request from their number (deterministic, nothing held in memory), by a
 server in a separate process. Each contender runs in its own subprocess, one after the other, so
 its peak RSS and CPU are its own: seedwatch (Runtime + poll_due until nothing is due, SQLite)
-and reader (update_feeds(workers=8), SQLite). ``--parallel`` parses in a process pool
-(seedwatch.parallel) by swapping it in for poller's inline process(). Prints items/s, wall, CPU
-(the contender's process, plus its pool's children), peak RSS, the ratio, and the load average
-(the machine may be shared). A benchmark, not a test.
+and reader (update_feeds(workers=8), SQLite). ``--parse-workers`` sets seedwatch's
+[schedule] parse_workers (default: one per core; 0 parses in the fetching threads). Prints
+items/s, wall, CPU (the contender's process plus its worker processes), peak RSS (the
+contender's process, and the largest worker's), the ratio, and the load average (the machine
+may be shared). A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -119,7 +120,9 @@ def start_server(n_items: int) -> tuple[multiprocessing.Process, int]:
     return proc, q.get(timeout=60)
 
 
-def write_seedwatch_config(urls: list[str], workdir: Path, *, workers: int = 8) -> Path:
+def write_seedwatch_config(
+    urls: list[str], workdir: Path, *, workers: int = 8, parse_workers: int | None = None
+) -> Path:
     feeds = "\n".join(f'[[feed]]\nurl = "{u}"\nname = "f{i}"\n' for i, u in enumerate(urls))
     cfg = workdir / "seedwatch.toml"
     cfg.write_text(f"""
@@ -132,6 +135,7 @@ host_gap = 0
 per_host = 64
 [schedule]
 workers = {workers}
+{"" if parse_workers is None else f"parse_workers = {parse_workers}"}
 interval = "300s"
 min_interval = "1s"
 [classifier]
@@ -147,27 +151,16 @@ url = "jsonl://{workdir / 'alerts.jsonl'}"
     return cfg
 
 
-def use_parallel() -> Any:
-    """Swap the process-pool parse into the poller (what poller.py would do when wired)."""
-    import seedwatch.poller as poller
-    from seedwatch.parallel import ParsePool
-
-    pool = ParsePool()
-    poller.process = pool.process  # type: ignore[attr-defined]
-    return pool
-
-
 def cpu_self_and_children() -> float:
     ru, rc = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime + rc.ru_utime + rc.ru_stime
 
 
-def run_seedwatch(urls: list[str], workdir: Path, parallel: bool) -> dict[str, float]:
+def run_seedwatch(urls: list[str], workdir: Path, parse_workers: int | None) -> dict[str, float]:
     from seedwatch.poller import poll_due
     from seedwatch.runtime import Runtime
 
-    pool = use_parallel() if parallel else None
-    rt = Runtime.start(write_seedwatch_config(urls, workdir))
+    rt = Runtime.start(write_seedwatch_config(urls, workdir, parse_workers=parse_workers))
     t0, c0 = time.perf_counter(), cpu_self_and_children()
     total = 0
     while True:
@@ -175,14 +168,12 @@ def run_seedwatch(urls: list[str], workdir: Path, parallel: bool) -> dict[str, f
         total += report.new_items
         if report.feeds == 0:
             break
-    if pool is not None:
-        pool.close()
+    rt.close()  # waits for the worker processes, so that their CPU is counted
     wall, cpu = time.perf_counter() - t0, cpu_self_and_children() - c0
-    rt.close()
     return {"items": total, "wall": wall, "cpu": cpu}
 
 
-def run_reader(urls: list[str], workdir: Path, parallel: bool) -> dict[str, float]:
+def run_reader(urls: list[str], workdir: Path, parse_workers: int | None) -> dict[str, float]:
     from reader import make_reader
 
     r = make_reader(str(workdir / "reader.sqlite"))
@@ -196,11 +187,13 @@ def run_reader(urls: list[str], workdir: Path, parallel: bool) -> dict[str, floa
     return {"items": float(items), "wall": wall, "cpu": cpu}
 
 
-def child(which: str, urls_file: str, workdir: str, parallel: str) -> None:
+def child(which: str, urls_file: str, workdir: str, parse_workers: str) -> None:
     urls = json.loads(Path(urls_file).read_text())
     fn = run_seedwatch if which == "seedwatch" else run_reader
-    out = fn(urls, Path(workdir), parallel == "1")
+    out = fn(urls, Path(workdir), None if parse_workers == "auto" else int(parse_workers))
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # ru_maxrss of RUSAGE_CHILDREN is the largest of the waited-for children.
+    out["worker_peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(out))
 
 
@@ -208,7 +201,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--feeds", type=int, default=1000)
     ap.add_argument("--items", type=int, default=50)
-    ap.add_argument("--parallel", action="store_true")
+    ap.add_argument("--parse-workers", default="auto",
+                    help="seedwatch's [schedule] parse_workers (default: one per core)")
     ap.add_argument("--only", choices=["seedwatch", "reader"], default=None)
     ap.add_argument("_child", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -229,7 +223,7 @@ def main() -> None:
             work.mkdir()
             proc = subprocess.run(
                 [sys.executable, __file__, which, str(urls_file), str(work),
-                 "1" if args.parallel else "0"],
+                 args.parse_workers],
                 capture_output=True, text=True,
             )
             loads[which] = " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -238,15 +232,15 @@ def main() -> None:
                 continue
             results[which] = json.loads(proc.stdout.strip().splitlines()[-1])
     server.terminate()
-    mode = "process-pool parse" if args.parallel else "inline parse"
+    mode = f"parse_workers={args.parse_workers}"
     print(f"cold start: {args.feeds} feeds x {args.items} items on 127.0.0.1, seedwatch {mode}, "
           f"{os.cpu_count()} cores")
     print(f"{'':10} {'items':>8} {'wall s':>8} {'cpu s':>8} {'items/s':>9} {'items/cpu-s':>11} "
-          f"{'peak MB':>8}  load after")
+          f"{'peak MB':>8} {'worker MB':>9}  load after")
     for name, r in results.items():
         print(f"{name:10} {r['items']:8.0f} {r['wall']:8.2f} {r['cpu']:8.2f} "
               f"{r['items'] / r['wall']:9.0f} {r['items'] / max(r['cpu'], 1e-9):11.0f} "
-              f"{r['peak_rss_mb']:8.0f}  {loads[name]}")
+              f"{r['peak_rss_mb']:8.0f} {r['worker_peak_mb']:9.0f}  {loads[name]}")
     if len(results) == 2:
         sw, rd = results["seedwatch"], results["reader"]
         ratio = (sw["items"] / sw["wall"]) / (rd["items"] / rd["wall"])

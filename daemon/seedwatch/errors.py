@@ -7,6 +7,7 @@ catch ``SeedwatchError`` subclasses only. Messages never carry secrets: URLs are
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -81,6 +82,20 @@ class FeedError(SeedwatchError):
         self.url = redact_url(url)
         self.message = message
         super().__init__(f"{self.url}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in a parse worker process and re-raised here: rebuilt from its attributes,
+        # since the subclasses' __init__ signatures differ from ``self.args``.
+        return (_rebuild_feed_error, (type(self), self.args, self.__dict__))
+
+
+def _rebuild_feed_error(
+    cls: type[FeedError], args: tuple[Any, ...], state: dict[str, Any]
+) -> FeedError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class FetchError(FeedError):

@@ -56,6 +56,7 @@ SCHEDULE_FIELDS = (
     Field("max_backoff", F.duration(positive=True), _S.max_backoff),
     Field("failing_after", F.integer(1, 1000), _S.failing_after),
     Field("workers", F.integer(1, 256), _S.workers),
+    Field("parse_workers", F.integer(0, 64), _S.parse_workers),
     Field("poll_tick", F.duration(positive=True), _S.poll_tick),
     Field("deliver_tick", F.duration(positive=True), _S.deliver_tick),
     Field("reload_tick", F.duration(positive=True), _S.reload_tick),

@@ -48,6 +48,9 @@ class ScheduleConfig:
     max_backoff: float = 24 * 3600.0  # a failing feed is still checked at least this often
     failing_after: int = 3  # consecutive failures before the operator hears of it
     workers: int = 8  # concurrent fetches
+    # Processes that parse, normalize and analyse fetched bodies; None: one per CPU core,
+    # 0: in the fetching thread (one core, least memory).
+    parse_workers: int | None = None
     poll_tick: float = 5.0  # how often the scheduler looks for due feeds
     deliver_tick: float = 2.0  # how often the outbox is looked at
     reload_tick: float = 2.0  # how often config files are checked for edits
