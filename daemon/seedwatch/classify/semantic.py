@@ -21,11 +21,14 @@ import importlib
 import logging
 import math
 import os
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from seedwatch.classify.analysis import Analysis, analyze_with_text
 from seedwatch.classify.model import EXAMPLE_CHARS, Classifier
 from seedwatch.classify.seeds import SeedSet
 from seedwatch.classify.static import load_table
@@ -111,16 +114,17 @@ class SemanticClassifier(Classifier):
         )
         return np.asarray(out, dtype=np.float32)
 
+    @property
+    def analyzer(self) -> Callable[[str, str], Analysis]:
+        return analyze_with_text  # the re-ranking embeds the text itself
+
     def _fit(self) -> None:
         super()._fit()
-        pool = self._stream_texts or self._background
+        pool = list(self._stream) or list(self._background)
         step = max(1, len(pool) // CALIBRATION_SAMPLE)
         sample = pool[::step][:CALIBRATION_SAMPLE]
-        emb = self._embed([f"{t}. {x}" if t else x for t, x in sample])
-        lex: dict[str, list[float]] = {tm.name: [] for tm in self._topics}
-        for t, x in sample:
-            for tm in self._topics:
-                lex[tm.name].append(_logit(tm.score(self.features(t, x), self.threshold).score))
+        emb = self._embed([a.text for a in sample])
+        lex = dict(zip((tm.name for tm in self._topics), self.topic_scores(sample), strict=True))
         sem: dict[str, _SemTopic] = {}
         for topic in self.seeds.topics:
             examples = [d for d in topic.seeds if len(d.text) < EXAMPLE_CHARS]
@@ -133,24 +137,22 @@ class SemanticClassifier(Classifier):
                 s = st.sim(emb)
                 st.m_sem = float(np.median(s))
                 st.s_sem = max(MIN_SPREAD, st.m_sem - float(np.quantile(s, 0.16)))
-                lx = np.array(lex[topic.name])
+                lx = np.array([_logit(round(v, 6)) for v in lex[topic.name]])
                 st.s_lex = max(MIN_SPREAD, float(np.median(lx) - np.quantile(lx, 0.16)))
             sem[topic.name] = st
         self._sem = sem
 
-    def score(self, title: str, text: str) -> Score:
-        s = super().score(title, text)
-        st = self._sem.get(s.topic)
-        if st is None or s.score < PREFILTER:
-            return s
-        e = self._embed([f"{title}. {text}" if title else text])
-        z = (float(st.sim(e)[0]) - st.m_sem) / st.s_sem
-        value = round(1.0 / (1.0 + math.exp(-(_logit(s.score) + st.beta * st.s_lex * z))), 6)
-        return Score(
-            score=value,
-            topic=s.topic,
-            relevant=value >= self.threshold,
-            nearest_seed=s.nearest_seed,
-            passage=s.passage,
-            terms=s.terms,
-        )
+    def score_many(self, analyses: Sequence[Analysis]) -> list[Score]:
+        scores = super().score_many(analyses)
+        todo = [i for i, s in enumerate(scores) if s.topic in self._sem and s.score >= PREFILTER]
+        if any(not analyses[i].text and analyses[i].stems for i in todo):
+            raise ValueError("the semantic backend needs analyses made by its own .analyzer")
+        emb = self._embed([analyses[i].text for i in todo])
+        for row, i in enumerate(todo):
+            s = scores[i]
+            st = self._sem[s.topic]
+            z = (float(st.sim(emb[row : row + 1])[0]) - st.m_sem) / st.s_sem
+            logit = _logit(s.score) + st.beta * st.s_lex * z
+            value = round(1.0 / (1.0 + math.exp(-logit)), 6)
+            scores[i] = replace(s, score=value, relevant=value >= self.threshold)
+        return scores

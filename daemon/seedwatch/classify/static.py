@@ -33,6 +33,17 @@ class StaticTable:
 
 
 @lru_cache(maxsize=2)
+def load_index(path: Path = TABLE_PATH) -> dict[str, int]:
+    """Word -> row of the table, without the vectors: all a text analysis in a worker needs."""
+    try:
+        with np.load(path) as z:
+            words = str(z["words"]).split("\n")
+    except (OSError, KeyError, ValueError) as e:
+        raise SeedError(f"static word-vector table {path} is unreadable: {e}") from e
+    return {w: i for i, w in enumerate(words)}
+
+
+@lru_cache(maxsize=2)
 def load_table(path: Path = TABLE_PATH) -> StaticTable:
     """Read the table once per process; SeedError when it is missing or damaged."""
     try:
@@ -51,7 +62,7 @@ def load_table(path: Path = TABLE_PATH) -> StaticTable:
     )
     return StaticTable(
         words=words,
-        index={w: i for i, w in enumerate(words)},
+        index=load_index(path),
         vectors=vectors,
         df=df,
         ndocs=ndocs,

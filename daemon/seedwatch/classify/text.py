@@ -54,6 +54,14 @@ def _stem(word: str) -> str:
     return str(_stemmer("english").stemWord(word))
 
 
+@lru_cache(maxsize=262_144)
+def stem_info(word: str) -> tuple[str, bool]:
+    """(stem, whether the stem is Cyrillic): Russian stems take their document frequencies
+    from Russian texts only, so the analysis marks them."""
+    s = _stem(word)
+    return s, CYRILLIC.search(s) is not None
+
+
 def stems(tokens: list[str]) -> list[str]:
     """Content-word stems: stop words dropped, English or Russian stemmer chosen per word."""
     return [_stem(w) for w in tokens if len(w) >= 2 and w not in STOP_EN and w not in STOP_RU]

@@ -1,0 +1,174 @@
+"""Classifier cost on the ingest path: analysis, then score+observe a feed's items at a time.
+
+    .venv/bin/python bench/bench_classifier.py [--items 20000] [--batch 50] [--seeds DIR]
+        [--before OLD_MODEL_PY] [--memory N]
+
+Items are generated from AG News and Lenta.ru texts with made-up names mixed in (Zipf-
+distributed, so the vocabulary keeps growing as it does in a real stream). Every classifier
+starts cold, so the refits of its stream calibration are part of the figure.
+
+--before loads another version of classify/model.py (e.g. ``git show
+HEAD~1:daemon/seedwatch/classify/model.py > /tmp/model_before.py``) and times it side by side
+(its per-item score() and observe(), as the poller called them). --memory N observes N items
+in a fresh classifier under tracemalloc and reports what the classifier holds.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import gc  # noqa: E402
+import importlib.util  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from types import ModuleType  # noqa: E402
+from typing import Any  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "daemon"))
+
+from seedwatch.classify import Classifier, load_seeds  # noqa: E402
+from seedwatch.classify import text as text_mod  # noqa: E402
+from seedwatch.classify.static import load_table  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+AG = SHARED / "corpora" / "ag-news" / "test.csv"
+LENTA = SHARED / "corpora" / "lenta-ru" / "train_news.csv"
+SYLLABLES = ("ka", "zu", "mi", "ro", "tel", "van", "osh", "bek", "dar", "un", "ist", "gor")
+
+
+def corpus() -> list[tuple[str, str]]:
+    with AG.open(encoding="utf-8") as fh:
+        out = [(r[1], r[2]) for r in csv.reader(fh)][1:]
+    if LENTA.exists():
+        csv.field_size_limit(1 << 30)
+        with LENTA.open(encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                title, _, body = r["content"].strip().partition("\n")
+                out.append((title, body[:600]))
+    return out
+
+
+def name(rank: int) -> str:
+    """A made-up word for a rank (letters only, so the tokenizer keeps it)."""
+    parts = []
+    while True:
+        rank, r = divmod(rank, len(SYLLABLES))
+        parts.append(SYLLABLES[r])
+        if not rank:
+            return "".join(parts).capitalize()
+        rank -= 1
+
+
+def items(n: int, seed: int = 7) -> Iterator[tuple[str, str]]:
+    base = corpus()
+    rng = random.Random(seed)
+    for _ in range(n):
+        title, text = rng.choice(base)
+        # Two names per item from a Zipf law over ten million: new words never stop coming.
+        names = " ".join(name(int(rng.paretovariate(0.8)) % 10_000_000) for _ in range(2))
+        yield f"{title} {names}", text
+
+
+def load_before(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("model_before", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["model_before"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def time_new(seeds: Path, stream: list[tuple[str, str]], batch: int) -> tuple[float, float]:
+    """(analysis s, score+observe s) over the stream, a batch at a time."""
+    clf = Classifier.build(load_seeds(seeds))
+    analyze = clf.analyzer
+    t_an = t_clf = 0.0
+    for at in range(0, len(stream), batch):
+        t0 = time.process_time()
+        analyses = [analyze(t, x) for t, x in stream[at : at + batch]]
+        t1 = time.process_time()
+        clf.score_many(analyses)
+        clf.observe_analyzed(analyses)
+        t_clf += time.process_time() - t1
+        t_an += t1 - t0
+    return t_an, t_clf
+
+
+def time_old(module: ModuleType, seeds: Path, stream: list[tuple[str, str]]) -> float:
+    clf: Any = module.Classifier.build(load_seeds(seeds))
+    t0 = time.process_time()
+    for t, x in stream:
+        clf.score(t, x)
+        clf.observe(t, x)
+    return time.process_time() - t0
+
+
+def memory(seeds: Path, n: int, batch: int) -> None:
+    load_table()
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    clf = Classifier.build(load_seeds(seeds))
+    built = tracemalloc.get_traced_memory()[0] - base
+    t0 = time.perf_counter()
+    chunk: list[tuple[str, str]] = []
+    for it in items(n, seed=11):
+        chunk.append(it)
+        if len(chunk) == batch:
+            clf.observe_analyzed([clf.analyzer(t, x) for t, x in chunk])
+            chunk.clear()
+    clf.observe_analyzed([clf.analyzer(t, x) for t, x in chunk])
+    # The stemming caches belong to whichever process analyses (a worker, in the daemon).
+    text_mod._stem.cache_clear()
+    text_mod.stem_info.cache_clear()
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    stats = clf._stats
+    print(
+        f"memory after observing {n} items ({time.perf_counter() - t0:.0f} s under tracemalloc): "
+        f"classifier holds {held / 2**20:.1f} MiB (just built: {built / 2**20:.1f} MiB); "
+        f"{stats.size} stems known ({stats.size - stats.n_fixed} from the stream alone)"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--items", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--seeds", type=Path, default=ROOT / "seeds")
+    ap.add_argument("--before", type=Path)
+    ap.add_argument("--memory", type=int, default=0)
+    args = ap.parse_args()
+    stream = list(items(args.items))
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}; {len(stream)} items")
+    t_an, t_clf = time_new(args.seeds, stream, args.batch)
+    per = 1e3 / len(stream)
+    print(
+        f"now:    score+observe {t_clf * per:.3f} ms/item ({len(stream) / t_clf:,.0f} items/s, "
+        f"batches of {args.batch}); analysis {t_an * per:.3f} ms/item (in workers)"
+    )
+    if args.before is not None:
+        t_old = time_old(load_before(args.before), args.seeds, stream)
+        print(
+            f"before: score+observe {t_old * per:.3f} ms/item ({len(stream) / t_old:,.0f} "
+            f"items/s, analysis included); now incl. analysis {(t_an + t_clf) * per:.3f} ms/item"
+        )
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+    if args.memory:
+        memory(args.seeds, args.memory, args.batch)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
