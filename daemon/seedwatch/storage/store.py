@@ -19,7 +19,24 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Integer, bindparam, delete, func, select, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Integer,
+    Text,
+    any_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -78,6 +95,7 @@ def follow_up_id(rule: str, story_id: int, channel: str, threshold: int) -> str:
 _PATH_DATE = re.compile(r"/(?:\d{8}|\d{4}/\d{1,2}/\d{1,2}|\d{4}-\d{2}-\d{2})(?=/)")
 
 
+@functools.lru_cache(maxsize=4096)  # asked up to three times per item; urlsplit is slow
 def undated(url: str | None) -> str | None:
     """The URL without dates in its path: an outlet that re-dates an article (RIA moves
     /20231203/alimenty-1599485050.html to /20231204/...) still names the same article."""
@@ -90,7 +108,7 @@ def undated(url: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class _Stmts:
-    """The batch's write statements, built once per dialect: building a statement per row
+    """The batch's statements, built once per dialect: building a statement per row
     (``.values(...)``) cost more Python time than the database spent executing it."""
 
     story: Any
@@ -100,8 +118,9 @@ class _Stmts:
     refresh: Any
     bulk_story: Any
     bulk_item: Any
-    bulk_match: Any
+    bulk_alert: Any
     outlets: Any
+    live_stories: Any
 
 
 @functools.cache
@@ -129,13 +148,22 @@ def _stmts(dialect: str) -> _Stmts:
         # One alert per (rule, story, channel): a later item of the story adds nothing.
         alert=ins(ALERTS).on_conflict_do_nothing().returning(ALERTS.c.id),
         refresh=refresh,
-        bulk_story=ins(STORIES).returning(STORIES.c.id, sort_by_parameter_order=True),
-        bulk_item=ins(ITEMS).returning(ITEMS.c.id, sort_by_parameter_order=True),
-        bulk_match=ins(MATCHES),
+        # Multi-row INSERTs whose RETURNING rows carry what tells them apart: asking for
+        # parameter order instead makes SQLAlchemy send SQLite one INSERT per row.
+        bulk_story=ins(STORIES).returning(STORIES.c.id, *_STORY_COLS),
+        bulk_item=ins(ITEMS).returning(ITEMS.c.id, ITEMS.c.key),
+        bulk_alert=ins(ALERTS).on_conflict_do_nothing().returning(ALERTS.c.id),
         outlets=select(STORIES.c.id, STORIES.c.outlets).where(
             STORIES.c.id.in_(bindparam("sids", expanding=True))
         ),
+        live_stories=select(STORIES.c.id).where(
+            STORIES.c.id.in_(bindparam("sids", expanding=True))
+        ),
     )
+
+
+# The story columns a new story is told apart by in the RETURNING of a multi-row INSERT.
+_STORY_COLS = (STORIES.c.canonical_url, STORIES.c.headline, STORIES.c.content_hash)
 
 
 def _item_values(
@@ -200,116 +228,138 @@ class _Seen:
     live_stories: set[int] = field(default_factory=set)
 
 
-def _rows(s: Session, stmt: Callable[[list[str]], Any], values: Iterable[str]) -> list[Any]:
-    out: list[Any] = []
-    for part in chunks(sorted(set(values))):
-        out.extend(s.execute(stmt(part)).all())
-    return out
+# What each arm of the prefetch query reads (its first column); tombstones count as keys.
+_KEY, _CONTENT, _URL, _HASH, _STORY = range(5)
+
+
+@functools.cache
+def _prefetch_stmt(dialect: str) -> Any:
+    """Every read planning a batch needs, as one UNION ALL: one round trip per batch.
+
+    Each arm yields (arm, a, b, c, d, feed, item, story, flags) with NULL where it has
+    nothing to say; ``flags`` bit 1: the item's story is open, bit 2: fetched within the
+    window."""
+    i, st = ITEMS, STORIES
+    feed = bindparam("feed_id", type_=Integer())
+    cutoff = bindparam("cutoff", type_=i.c.fetched_at.type)
+
+    def one_of(col: Any, name: str) -> Any:
+        if dialect == "postgresql":
+            # One array parameter keeps the statement's text the same for every batch, so
+            # psycopg converts and prepares it once instead of parsing a new text each time.
+            return col == any_(bindparam(name, type_=ARRAY(Text())))
+        return col.in_(bindparam(name, expanding=True))
+
+    text_null = cast(null(), Text)
+    int_null = cast(null(), Integer)
+    with_story = i.outerjoin(st, st.c.id == i.c.story_id)
+    open_story = case((st.c.last_seen_at >= cutoff, 1), else_=0)
+
+    def arm(n: int, *cols: Any) -> Any:
+        padded = [*cols, *[text_null] * (4 - len(cols))]
+        return select(literal_column(str(n), Integer), *padded)
+
+    def no_more() -> tuple[Any, ...]:
+        return (int_null, int_null, int_null, literal_column("0", Integer))
+
+    return union_all(
+        arm(_KEY, i.c.key)
+        .add_columns(*no_more())
+        .where(i.c.feed_id == feed, one_of(i.c.key, "keys")),
+        arm(_KEY, TOMBSTONES.c.key)
+        .add_columns(*no_more())
+        .where(TOMBSTONES.c.feed_id == feed, one_of(TOMBSTONES.c.key, "keys")),
+        arm(_CONTENT, i.c.canonical_url, i.c.content_hash)
+        .add_columns(*no_more())
+        .where(i.c.feed_id == feed, one_of(i.c.content_hash, "hashes")),
+        # Every item carrying one of the URLs, in any feed: copies, claims, pages, this
+        # feed's own URLs, and the stories they belong to.
+        arm(_URL, i.c.canonical_url, i.c.content_hash, i.c.article_url, i.c.title)
+        .add_columns(i.c.feed_id, i.c.id, i.c.story_id, open_story)
+        .select_from(with_story)
+        .where(one_of(i.c.canonical_url, "urls")),
+        # Items with one of the substantial contents: re-posts within the window and the
+        # open stories they belong to.
+        arm(_HASH, i.c.canonical_url, i.c.content_hash)
+        .add_columns(
+            i.c.feed_id,
+            i.c.id,
+            i.c.story_id,
+            open_story + case((i.c.fetched_at >= cutoff, 2), else_=0),
+        )
+        .select_from(with_story)
+        .where(
+            one_of(i.c.content_hash, "strong"),
+            or_(i.c.fetched_at >= cutoff, st.c.last_seen_at >= cutoff),
+        ),
+        arm(_STORY, st.c.canonical_url)
+        .add_columns(int_null, int_null, st.c.id, literal_column("0", Integer))
+        .where(one_of(st.c.canonical_url, "urls")),
+    )
 
 
 def _prefetch(s: Session, feed_id: int, items: Sequence[Item], cutoff: datetime) -> _Seen:
-    i = ITEMS
-    keys = [it.key for it in items]
-    urls = [it.url for it in items if it.url]
-    hashes = [it.content_hash for it in items if _has_content(it)]
     seen = _Seen()
-    in_feed = i.c.feed_id == feed_id
-    seen.keys = {
-        r[0] for r in _rows(s, lambda p: select(i.c.key).where(in_feed, i.c.key.in_(p)), keys)
-    }
-    seen.keys |= {
-        r[0]
-        for r in _rows(
-            s,
-            lambda p: select(TOMBSTONES.c.key).where(
-                TOMBSTONES.c.feed_id == feed_id, TOMBSTONES.c.key.in_(p)
-            ),
-            keys,
-        )
-    }
-    seen.contents = {
-        (r[0], r[1])
-        for r in _rows(
-            s,
-            lambda p: select(i.c.canonical_url, i.c.content_hash).where(
-                in_feed, i.c.content_hash.in_(p)
-            ),
-            hashes,
-        )
-    }
-    # The same page (URL and content) carried by another feed is the same article: an exact
-    # duplicate, not a second report of the story.
+    # (item id, story id) of the items in open stories, per URL and per content hash: the
+    # oldest one's story is the one a new item joins.
+    by_url: dict[str, tuple[int, int]] = {}
+    by_hash: dict[str, tuple[int, int]] = {}
     hashes_by_url_feed: dict[tuple[str, int], set[str]] = {}
-    for url, fid, h, article, title in _rows(
-        s,
-        lambda p: select(
-            i.c.canonical_url, i.c.feed_id, i.c.content_hash, i.c.article_url, i.c.title
-        ).where(i.c.canonical_url.in_(p)),
-        urls,
-    ):
-        seen.pages.setdefault((url, _headline_key(title)), set()).add(int(fid))
-        # The same page (URL and content) carried by another feed is the same article: an
-        # exact duplicate, not a second report of the story.
-        seen.copies.add((url, h))
-        hashes_by_url_feed.setdefault((url, int(fid)), set()).add(h)
-        if article is not None:
-            seen.claims[article] = int(fid)
-    seen.shared_urls = {u for (u, fid), hs in hashes_by_url_feed.items() if len(hs) > 1}
-    strong_hashes = [h for h in (content_key(it) for it in items) if h]
-    for url, fid, h in _rows(
-        s,
-        lambda p: select(i.c.canonical_url, i.c.feed_id, i.c.content_hash).where(
-            i.c.content_hash.in_(p), i.c.fetched_at >= cutoff
-        ),
-        strong_hashes,
-    ):
-        bare = undated(url)
-        if bare:
-            seen.reposts.setdefault((bare, h), set()).add(int(fid))
-    seen.urls = {
-        r[0]
-        for r in _rows(
-            s, lambda p: select(i.c.canonical_url).where(in_feed, i.c.canonical_url.in_(p)), urls
-        )
-    }
-    recent = STORIES.c.last_seen_at >= cutoff
-    for url, sid in _rows(
-        s,
-        lambda p: select(STORIES.c.canonical_url, STORIES.c.id).where(
-            STORIES.c.canonical_url.in_(p)
-        ),
-        urls,
-    ):
-        seen.story_by_url.setdefault(url, int(sid))
-
-    def first_story_by(column: Any, values: Iterable[str], into: dict[str, int]) -> None:
-        """The story of the oldest item (in a story still open) with each value of column."""
-        for value, sid in _rows(
-            s,
-            lambda p: (
-                select(column, i.c.story_id)
-                .join(STORIES, STORIES.c.id == i.c.story_id)
-                .where(column.in_(p), recent)
-                .order_by(i.c.id)
-            ),
-            values,
-        ):
-            into.setdefault(value, int(sid))
-
-    first_story_by(i.c.canonical_url, urls, seen.story_by_url)
-    first_story_by(
-        i.c.content_hash, [h for h in (content_key(it) for it in items) if h], seen.story_by_hash
-    )
+    conn = s.connection()
+    stmt = _prefetch_stmt(conn.dialect.name)
+    for part in chunks(items):
+        params = {
+            "feed_id": feed_id,
+            "cutoff": cutoff,
+            "keys": sorted({it.key for it in part}),
+            "hashes": sorted({it.content_hash for it in part if _has_content(it)}),
+            "strong": sorted({h for h in (content_key(it) for it in part) if h}),
+            "urls": sorted({it.url for it in part if it.url}),
+        }
+        for arm, a, b, c, d, fid, iid, sid, flags in conn.execute(stmt, params):
+            if arm == _KEY:
+                seen.keys.add(a)
+            elif arm == _CONTENT:
+                seen.contents.add((a, b))
+            elif arm == _URL:
+                seen.pages.setdefault((a, _headline_key(d)), set()).add(fid)
+                # The same page (URL and content) carried by another feed is the same
+                # article: an exact duplicate, not a second report of the story.
+                seen.copies.add((a, b))
+                hashes_by_url_feed.setdefault((a, fid), set()).add(b)
+                if c is not None:
+                    seen.claims[c] = fid
+                if fid == feed_id:
+                    seen.urls.add(a)
+                if sid is not None and flags & 1:
+                    _keep_oldest(by_url, a, iid, sid)
+            elif arm == _HASH:
+                bare = undated(a)
+                if bare and flags & 2:
+                    seen.reposts.setdefault((bare, b), set()).add(fid)
+                if sid is not None and flags & 1:
+                    _keep_oldest(by_hash, b, iid, sid)
+            else:
+                seen.story_by_url.setdefault(a, sid)
+    seen.shared_urls = {u for (u, _), hs in hashes_by_url_feed.items() if len(hs) > 1}
+    for url, (_, sid) in by_url.items():
+        seen.story_by_url.setdefault(url, sid)
+    seen.story_by_hash = {h: sid for h, (_, sid) in by_hash.items()}
     return seen
 
 
-def _story_exists(s: Session, seen: _Seen, story_id: int) -> bool:
-    if story_id in seen.live_stories:
-        return True
-    if s.execute(select(STORIES.c.id).where(STORIES.c.id == story_id)).first() is None:
-        return False
-    seen.live_stories.add(story_id)
-    return True
+def _keep_oldest(into: dict[str, tuple[int, int]], value: str, item_id: int, sid: int) -> None:
+    held = into.get(value)
+    if held is None or item_id < held[0]:
+        into[value] = (item_id, sid)
+
+
+def _live_stories(s: Session, seen: _Seen, story_ids: Iterable[int | None]) -> None:
+    """Learn which of ``story_ids`` still exist (the story index may name expired ones)."""
+    unknown = {sid for sid in story_ids if sid is not None} - seen.live_stories
+    st = _stmts(s.get_bind().dialect.name)
+    for part in chunks(sorted(unknown)):
+        seen.live_stories.update(int(r[0]) for r in s.execute(st.live_stories, {"sids": part}))
 
 
 def _has_content(it: Item) -> bool:
@@ -361,6 +411,28 @@ class _Plan:
     duplicates: int = 0
 
 
+def _remember(seen: _Seen, feed_id: int, it: Item) -> str | None:
+    """Note a new item in ``seen`` for the batch's later items; returns the article URL it
+    claims (the first item anywhere to carry its URL), if any."""
+    seen.keys.add(it.key)
+    if _has_content(it):
+        seen.contents.add((it.url, it.content_hash))
+        if it.url:
+            seen.copies.add((it.url, it.content_hash))
+    article = None
+    if it.url:
+        seen.urls.add(it.url)
+        seen.pages.setdefault((it.url, _headline_key(it.title)), set()).add(feed_id)
+        if it.url not in seen.claims:
+            article = it.url
+            seen.claims[it.url] = feed_id
+    strong = content_key(it)
+    bare = undated(it.url)
+    if strong and bare:
+        seen.reposts.setdefault((bare, strong), set()).add(feed_id)
+    return article
+
+
 def _plan(
     s: Session,
     feed_id: int,
@@ -372,6 +444,8 @@ def _plan(
     """Decide, from reads only, which items are new and which story each joins."""
     seen = _prefetch(s, feed_id, [p.item for p in batch], now - window)
     plan = _Plan()
+    # (item, the URL it may share a story by, the article URL it claims) of the new items.
+    fresh: list[tuple[ProcessedItem, str | None, str | None]] = []
     for p in batch:
         it = p.item
         if _is_duplicate(seen, feed_id, it):
@@ -380,34 +454,22 @@ def _plan(
         # A URL this feed already used for other content (comment pages, "now" pages, a
         # homepage link on every entry) says nothing about the story.
         url = it.url if it.url and it.url not in seen.urls else None
-        strong = content_key(it)
-        ref: int | None = None
-        if story_lookup is not None:
-            found = story_lookup(it)
-            if found is not None and _story_exists(s, seen, found):
-                ref = found
+        fresh.append((p, url, _remember(seen, feed_id, it)))
+    # The near-duplicate index is asked about new items only (it costs), and the stories it
+    # names are checked in one query.
+    found = [story_lookup(p.item) if story_lookup else None for p, _, _ in fresh]
+    _live_stories(s, seen, found)
+    for (p, url, article), ref in zip(fresh, found, strict=True):
+        strong = content_key(p.item)
+        if ref is not None and ref not in seen.live_stories:
+            ref = None
         if ref is None and url:
             ref = seen.story_by_url.get(url)
         if ref is None and strong:
             ref = seen.story_by_hash.get(strong)
         if ref is None:
-            plan.new_stories.append(_story_values(it, url, now))
+            plan.new_stories.append(_story_values(p.item, url, now))
             ref = -len(plan.new_stories)
-        seen.keys.add(it.key)
-        if _has_content(it):
-            seen.contents.add((it.url, it.content_hash))
-            if it.url:
-                seen.copies.add((it.url, it.content_hash))
-        article = None
-        if it.url:
-            seen.urls.add(it.url)
-            seen.pages.setdefault((it.url, _headline_key(it.title)), set()).add(feed_id)
-            if it.url not in seen.claims:
-                article = it.url
-                seen.claims[it.url] = feed_id
-        bare = undated(it.url)
-        if strong and bare:
-            seen.reposts.setdefault((bare, strong), set()).add(feed_id)
         if url:
             seen.story_by_url.setdefault(url, ref)
         if strong:
@@ -510,13 +572,16 @@ def _finish(
     matches = [row for p, item_id, _ in stored for row in _match_rows(p, item_id)]
     if matches:
         conn.execute(st.match, matches)
-    alerts: list[str] = []
+    # One alert per (rule, story, channel): a later item of the story adds nothing, and
+    # neither does one already stored.
+    rows: dict[str, dict[str, Any]] = {}
     for p, item_id, sid in stored:
         for row in _alert_rows(p, item_id, sid, now, not_before):
-            # One alert per (rule, story, channel): a later item of the story adds nothing.
-            got = conn.execute(st.alert, row).scalar_one_or_none()
-            if got is not None:
-                alerts.append(str(got))
+            rows.setdefault(row["id"], row)
+    alerts: list[str] = []
+    if rows:
+        made = {str(r[0]) for r in conn.execute(st.bulk_alert, list(rows.values()))}
+        alerts = [aid for aid in rows if aid in made]
     per_story = Counter(sid for _, _, sid in stored)
     # A story made here with its one item has the right counts (1, 1) already.
     grown = sorted(sid for sid, n in per_story.items() if sid not in created or n > 1)
@@ -541,6 +606,15 @@ def _finish(
     return tuple(alerts)
 
 
+def _insert_stories(conn: Connection, st: _Stmts, new_stories: list[dict[str, Any]]) -> list[int]:
+    """Insert the plan's new stories; their ids in the plan's order. Stories alike in every
+    column the RETURNING row shows are alike in every column, so either id fits either."""
+    ids: dict[tuple[Any, ...], list[int]] = {}
+    for sid, *cols in conn.execute(st.bulk_story, new_stories).all():
+        ids.setdefault(tuple(cols), []).append(int(sid))
+    return [ids[tuple(v[c.name] for c in _STORY_COLS)].pop() for v in new_stories]
+
+
 def _store_bulk(
     s: Session,
     feed_id: int,
@@ -558,15 +632,15 @@ def _store_bulk(
         return StoreOutcome(duplicates=plan.duplicates)
     conn = s.connection()
     st = _stmts(conn.dialect.name)
-    story_ids: list[int] = []
-    if plan.new_stories:
-        story_ids = [int(r[0]) for r in conn.execute(st.bulk_story, plan.new_stories).all()]
+    story_ids = _insert_stories(conn, st, plan.new_stories) if plan.new_stories else []
     sids = [pl.ref if pl.ref >= 0 else story_ids[-pl.ref - 1] for pl in plan.items]
     rows = [
         _item_values(feed_id, pl.p, now, sid, pl.article_url)
         for pl, sid in zip(plan.items, sids, strict=True)
     ]
-    item_ids = [int(r[0]) for r in conn.execute(st.bulk_item, rows).all()]
+    # The batch's keys are distinct (a repeated key is a duplicate): they tell the rows apart.
+    by_key = {key: int(iid) for iid, key in conn.execute(st.bulk_item, rows).all()}
+    item_ids = [by_key[pl.p.item.key] for pl in plan.items]
     stored = [(pl.p, iid, sid) for pl, iid, sid in zip(plan.items, item_ids, sids, strict=True)]
     alerts = _finish(conn, st, stored, set(story_ids), now, not_before, follow_up)
     return StoreOutcome(new_items=tuple(item_ids), duplicates=plan.duplicates, alerts=alerts)
