@@ -281,3 +281,84 @@ def test_small_mixed_batch_ranks_russian_items_too(tmp_path: Path) -> None:
     assert run_score_command(root, None, io.StringIO("\n".join(lines) + "\n"), out) == 0
     scores = [json.loads(line)["score"] for line in out.getvalue().splitlines()]
     assert scores[0] > scores[1] and scores[2] > scores[3]
+
+
+def test_analysis_is_pure_small_and_picklable() -> None:
+    import pickle
+
+    from seedwatch.classify import analyze
+
+    a = analyze(*RELEVANT)
+    assert pickle.loads(pickle.dumps(a)) == a
+    assert len(pickle.dumps(a)) < 2000
+    assert a == analyze(*RELEVANT)  # no state: the same text, the same analysis
+    assert "terrorist" in a.stems and a.tf[a.stems.index("terrorist")] == 1
+    assert a.surface[a.stems.index("terrorist")] == "terrorists"
+    ru = analyze(*RELEVANT_RU)
+    assert ru.n_cyr == len(ru.stems)  # Cyrillic stems close the list
+
+
+def test_batches_score_as_single_items(seeds_dir: Path) -> None:
+    clf = Classifier.build(load_seeds(seeds_dir))
+    pairs = [RELEVANT, IRRELEVANT, RELEVANT_RU, IRRELEVANT_RU, COUNTER_LIKE, ("", "")]
+    clf.observe_many(pairs * 40)
+    batch = clf.score_many([clf.analyzer(t, x) for t, x in pairs])
+    for (title, text), b in zip(pairs, batch, strict=True):
+        one = clf.score(title, text)
+        assert clf.score_analyzed(clf.analyzer(title, text)) == one
+        assert (one.topic, one.nearest_seed, one.passage, one.terms) == (
+            b.topic,
+            b.nearest_seed,
+            b.passage,
+            b.terms,
+        )
+        assert abs(one.score - b.score) <= 1e-6
+    assert clf.score_many([]) == []
+
+
+def test_observing_in_batches_is_deterministic(seeds_dir: Path) -> None:
+    pairs = [RELEVANT, IRRELEVANT, RELEVANT_RU, IRRELEVANT_RU, COUNTER_LIKE, COUNTER_LIKE_RU]
+    stream = [(f"{t} {i}", x) for i in range(70) for t, x in pairs]
+    scores = []
+    for _ in range(2):
+        clf = Classifier.build(load_seeds(seeds_dir))
+        for at in range(0, len(stream), 50):
+            clf.observe_analyzed([clf.analyzer(t, x) for t, x in stream[at : at + 50]])
+        scores.append([clf.score(*p).score for p in pairs])
+    assert scores[0] == scores[1]
+    assert scores[0][0] > scores[0][1]
+
+
+def test_refits_come_at_doubling_stream_sizes(seeds_dir: Path) -> None:
+    from seedwatch.classify import model
+
+    clf = Classifier.build(load_seeds(seeds_dir))
+    refits = []
+    fit = clf._fit
+
+    def counted() -> None:
+        refits.append(clf._stats.stream_n)
+        fit()
+
+    clf._fit = counted  # type: ignore[method-assign]
+    analysis = clf.analyzer(*IRRELEVANT)
+    for _ in range(1000):
+        clf.observe_analyzed([analysis])
+    assert refits == [model.FIRST_REFIT, 2 * model.FIRST_REFIT, 4 * model.FIRST_REFIT]
+
+
+def test_stream_vocabulary_stays_bounded(seeds_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from seedwatch.classify import features
+
+    monkeypatch.setattr(features, "STEM_CAP", 40)
+    clf = Classifier.build(load_seeds(seeds_dir))
+    # Every item brings made-up words; "zyxwa" comes back in every item, so it is kept.
+    letters = "abcdefghij"
+    for i in range(300):
+        word = "".join(letters[int(d)] for d in f"{i:04d}")
+        clf.observe(f"Zyxwa q{word}", f"The z{word} and w{word} forum met.")
+    stats = clf._stats
+    assert stats.size - stats.n_fixed <= 40
+    assert "zyxwa" in stats.ids
+    assert clf.score(*RELEVANT).score > clf.score(*IRRELEVANT).score
+    assert clf.score(*RELEVANT).topic == "seeds"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,13 @@ RU_MIN_STREAM = 50  # Russian stream texts before Russian document frequencies a
 # thousands of texts moves its IDF by about one.
 STEM_CAP = 60_000
 UNSEEN, UNSEEN_CYR = 0, 1  # ids of the stems the statistics do not hold
+
+
+def offsets(lens: IntArr) -> IntArr:
+    """0, lens[0], lens[0] + lens[1], ...: where each of consecutive runs starts, and the end."""
+    out = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=out[1:])
+    return out
 
 
 def spans(lo: IntArr, lens: IntArr) -> IntArr:
@@ -97,18 +104,26 @@ class Stats:
     def lookup(self, analyses: Sequence[Analysis], *, add: bool) -> IntArr:
         """Ids of every stem of ``analyses``, concatenated. Unknown stems are added when
         ``add``, else they get the "unseen" id of their script."""
+        flat = list(chain.from_iterable(a.stems for a in analyses))
+        ids = np.fromiter(map(self.ids.get, flat, repeat(-1)), dtype=np.int64, count=len(flat))
+        missing = np.flatnonzero(ids < 0)
+        if not missing.size:
+            return ids
+        # Cyrillic stems close each text's list (see Analysis).
+        lens = np.fromiter((len(a.stems) for a in analyses), dtype=np.int64, count=len(analyses))
+        n_cyr = np.fromiter((a.n_cyr for a in analyses), dtype=np.int64, count=len(analyses))
+        ends = np.cumsum(lens)
+        text = np.searchsorted(ends, missing, side="right")
+        cyr = (ends[text] - missing <= n_cyr[text]).tolist()
+        if not add:
+            ids[missing] = cyr
+            return ids
         get = self.ids.get
-        out: list[int] = []
-        for a in analyses:
-            ids = [get(s, -1) for s in a.stems]
-            if -1 in ids:
-                first_cyr = len(ids) - a.n_cyr
-                for j, i in enumerate(ids):
-                    if i < 0:
-                        cyr = j >= first_cyr
-                        ids[j] = self._new(a.stems[j], cyr) if add else int(cyr)
-            out += ids
-        return np.array(out, dtype=np.int64)
+        for j, is_cyr in zip(missing.tolist(), cyr, strict=True):
+            # A stem new to the statistics may occur in several texts of the batch.
+            known = get(flat[j])
+            ids[j] = known if known is not None else self._new(flat[j], is_cyr)
+        return ids
 
     def _new(self, stem: str, cyr: bool) -> int:
         i = len(self.stems)
@@ -197,7 +212,7 @@ class Feats:
         pos = spans(self.start[rows], lens)
         return Feats(
             n=len(rows),
-            start=np.r_[0, np.cumsum(lens)].astype(np.int64),
+            start=offsets(lens),
             item=np.repeat(np.arange(len(rows), dtype=np.int64), lens),
             sid=self.sid[pos],
             val=self.val[pos],
@@ -234,7 +249,7 @@ def featurize(
     """BM25 weights (IDF from ``stats``) and, with a table, IDF-weighted static vectors."""
     n = len(analyses)
     lens = np.fromiter((len(a.stems) for a in analyses), dtype=np.int64, count=n)
-    start = np.r_[0, np.cumsum(lens)].astype(np.int64)
+    start = offsets(lens)
     item = np.repeat(np.arange(n, dtype=np.int64), lens)
     sid = stats.lookup(analyses, add=add)
     tf = np.fromiter(

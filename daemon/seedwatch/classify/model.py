@@ -216,11 +216,11 @@ class Classifier:
         ids = stats.add(analyses)
         # Kept for refits without their explanations, and with the statistics' own copy of
         # each stem (analyses from another process bring their own string objects).
+        canon = list(map(stats.stems.__getitem__, ids.tolist()))
         at = 0
         for a in analyses:
-            canon = tuple(stats.stems[i] for i in ids[at : at + len(a.stems)].tolist())
+            self._stream.append(a._replace(stems=tuple(canon[at : at + len(a.stems)]), surface=()))
             at += len(a.stems)
-            self._stream.append(a._replace(stems=canon, surface=()))
         if stats.over_cap():
             pinned = np.unique(
                 np.concatenate([np.flatnonzero(t.colmap >= 0) for t in self._topics])
@@ -275,11 +275,12 @@ class Classifier:
     ) -> list[Score]:
         docs = tm.docs
         terms = docs.terms(r.q.lex_only(items), docs.starts[r.doc])
+        idx = np.asarray(items, dtype=np.int64)
+        best = docs.best_passages(r.rows[idx], r.doc[idx]).tolist()
         out = []
-        for i in items:
+        for i, pass_i in zip(items, best, strict=True):
             doc_i = int(r.doc[i])
             passages = docs.passages[doc_i]
-            pass_i = docs.best_passage(r.rows[i], doc_i)
             passage = passages[pass_i] if pass_i >= 0 else (passages[0] if passages else None)
             a = analyses[i]
             words = a.surface or a.stems

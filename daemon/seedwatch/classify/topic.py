@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seedwatch.classify.features import BoolArr, Feats, FloatArr, IntArr, Vec, spans
+from seedwatch.classify.features import BoolArr, Feats, FloatArr, IntArr, Vec, offsets, spans
 from seedwatch.classify.seeds import SeedDoc, Topic
 
 # Calibration. z = (raw - median of ordinary news) / its lower-half spread; the anchor is the
@@ -61,7 +61,9 @@ class Query:
 
     def lex_only(self, items: Sequence[int]) -> Query:
         """The entries of texts ``items`` alone, without the static vectors."""
-        mine = np.isin(self.item, items)
+        chosen = np.zeros(self.n, dtype=bool)
+        chosen[list(items)] = True
+        mine = chosen[self.item]
         return Query(
             self.n,
             self.item[mine],
@@ -94,7 +96,7 @@ class _Block:
         order = np.argsort(cols, kind="stable")
         self.row = rows.item[order]
         self.val = rows.val[order]
-        self.ptr = np.r_[0, np.cumsum(np.bincount(cols, minlength=n_cols))].astype(np.int64)
+        self.ptr = offsets(np.bincount(cols, minlength=n_cols))
         self.has_dense = rows.has_dense
         self.dense = rows.dense if rows.dense is not None and rows.has_dense.any() else None
 
@@ -135,10 +137,16 @@ class _Block:
         out: FloatArr = (1 - PASSAGE_WEIGHT) * whole + PASSAGE_WEIGHT * best
         return out
 
-    def best_passage(self, sims: FloatArr, doc: int) -> int:
-        a = int(self.starts[doc])
-        size = int(self.sizes[doc])
-        return int(np.argmax(sims[a + 1 : a + size])) if size > 1 else -1
+    def best_passages(self, sims: FloatArr, docs: IntArr) -> IntArr:
+        """For each text (row of ``sims``), the index of the best passage of document
+        ``docs[text]``; -1 where that document has no passages."""
+        row_doc = np.repeat(np.arange(len(self.sizes)), self.sizes)
+        passage = np.ones(self.n_rows, dtype=bool)
+        passage[self.starts] = False
+        inside = (row_doc[None, :] == docs[:, None]) & passage[None, :]
+        best = np.argmax(np.where(inside, sims, -np.inf), axis=1) - self.starts[docs] - 1
+        out: IntArr = np.where(self.sizes[docs] > 1, best, -1)
+        return out
 
     def terms(self, q: Query, rows: IntArr) -> list[list[int]]:
         """Per text: the Feats entries that carried most of its overlap with block row
