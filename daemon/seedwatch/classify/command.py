@@ -12,6 +12,8 @@ from seedwatch.classify.seeds import load_seeds
 
 log = logging.getLogger(__name__)
 
+CHUNK = 500  # items scored at a time
+
 
 def _parse(line: str) -> tuple[Any, str, str]:
     obj = json.loads(line)
@@ -53,14 +55,20 @@ def run_score_command(
         except ValueError as e:  # json.JSONDecodeError is a ValueError
             rows.append(str(e))
             print(f"seedwatch score: line {lineno}: {e}", file=err)
-    clf.observe_many((r[1], r[2]) for r in rows if isinstance(r, tuple))
+    analyses = [clf.analyzer(r[1], r[2]) for r in rows if isinstance(r, tuple)]
+    clf.observe_all(analyses)
+    scores = (
+        s
+        for at in range(0, len(analyses), CHUNK)
+        for s in clf.score_many(analyses[at : at + CHUNK])
+    )
     bad = 0
     for lineno, row in enumerate(rows, start=1):
         if isinstance(row, str):
             bad += 1
             out: dict[str, Any] = {"id": None, "line": lineno, "error": row}
         else:
-            s = clf.score(row[1], row[2])
+            s = next(scores)
             out = {
                 "id": row[0],
                 "score": round(s.score, 4),

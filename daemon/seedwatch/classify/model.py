@@ -208,7 +208,11 @@ class Classifier:
 
     def observe_many(self, items: Iterable[tuple[str, str]]) -> None:
         """observe() each (title, text) then refit once: for batches such as ``seedwatch score``."""
-        self._learn([self.analyzer(title, text) for title, text in items])
+        self.observe_all([self.analyzer(title, text) for title, text in items])
+
+    def observe_all(self, analyses: Sequence[Analysis]) -> None:
+        """observe_analyzed() a whole batch, then refit once whatever the schedule says."""
+        self._learn(analyses)
         self._refit()
 
     def _learn(self, analyses: Sequence[Analysis]) -> None:
