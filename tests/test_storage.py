@@ -19,7 +19,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, event, func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from seedwatch.config.model import FeedConfig
@@ -31,6 +31,8 @@ from seedwatch.storage.db import (
     open_database,
     ping,
 )
+from seedwatch.storage.feeds import PollState, get_poll_state
+from seedwatch.storage.leases import renew_feed_lease
 from seedwatch.storage.models import (
     Alert,
     Base,
@@ -325,6 +327,57 @@ def test_record_fetch_health_and_redirect(sessions: sessionmaker[Session]) -> No
         }
     with sessions() as s, pytest.raises(StorageError):
         q.record_fetch(s, 9999, now=NOW, next_check=nxt, result=None, error=None)
+
+
+def test_poll_context_is_read_once_and_304_bookkeeping_is_one_update(
+    sessions: sessionmaker[Session],
+) -> None:
+    ids = feeds(sessions, "a")
+    fid = ids["a"]
+    nxt = NOW + timedelta(minutes=15)
+    with sessions() as s:
+        assert q.claim_due_feeds(s, NOW, limit=1, owner="A", lease=60)
+        # someone else's lease: nothing to read, no lease taken
+        assert renew_feed_lease(s, fid, owner="B", now=NOW, lease=60) is None
+        ctx = renew_feed_lease(s, fid, owner="A", now=NOW, lease=60)
+        assert ctx == q.poll_context(s, fid)
+        assert ctx == q.PollContext(
+            state=PollState(), interval=900.0, error_count=0, gone=False, url="http://a.test/rss"
+        )
+        learnt = PollState(full_at=NOW, gap=60.0)
+        q.record_fetch(
+            s,
+            fid,
+            now=NOW,
+            next_check=nxt,
+            result=None,
+            error=FetchError("http://a", "dns"),
+            context=ctx,
+            poll_state=learnt,
+        )
+        s.commit()
+        ctx = q.poll_context(s, fid)
+        assert (ctx.state, ctx.error_count) == (learnt, 1)
+        statements: list[str] = []
+        listen = event.listens_for(s.get_bind(), "before_cursor_execute")
+        listen(lambda *a: statements.append(a[2].split()[0]))
+        health = q.record_fetch(
+            s,
+            fid,
+            now=NOW,
+            next_check=nxt,
+            error=None,
+            context=ctx,
+            poll_state=learnt,
+            result=_result(status=304, body=b"", not_modified=True),
+        )
+        s.commit()
+        assert statements == ["UPDATE"]  # an unchanged poll state is not written again
+        assert (health.error_count, health.previous_errors) == (0, 1)
+        assert q.poll_context(s, fid).error_count == 0
+        assert get_poll_state(s, fid) == learnt
+    with sessions() as s, pytest.raises(StorageError):
+        q.poll_context(s, 9999)
 
 
 # -- store_batch ------------------------------------------------------------------------------

@@ -66,6 +66,9 @@ from tests.test_storage import (
     test_operator_alerts_are_deduplicated as test_operator_alerts_are_deduplicated,
 )
 from tests.test_storage import (
+    test_poll_context_is_read_once_and_304_bookkeeping_is_one_update as test_poll_context_is_read_once_and_304_bookkeeping_is_one_update,  # noqa: E501
+)
+from tests.test_storage import (
     test_record_fetch_health_and_redirect as test_record_fetch_health_and_redirect,
 )
 from tests.test_storage import (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -255,24 +256,27 @@ def record_fetch(
     error: FeedError | None,
     title: str | None = None,
     failing_after: int = 1,
+    context: PollContext | None = None,
+    poll_state: PollState | None = None,
 ) -> FeedHealth:
     """Record one fetch's outcome, schedule the next, and release the lease. Caller commits.
 
     ``error`` set means the fetch or parse failed (``result`` is then ignored). ``failing_after``
     is the streak of failures that counts as "failing" for ``FeedHealth.was_failing``.
+    ``context``: what ``poll_context`` (or ``renew_poll``) read before the fetch; the feed was
+    leased to us since, so it is not read again. ``poll_state``: the feed's poll state after
+    this poll, written when it differs from ``context.state`` (always, without a context).
+    The usual 304 is then one UPDATE.
     """
-    row = s.execute(
-        select(FEEDS.c.error_count, FEEDS.c.gone, FEEDS.c.url).where(FEEDS.c.id == feed_id)
-    ).one_or_none()
-    if row is None:
-        raise StorageError(f"record_fetch: no feed with id {feed_id}")
-    previous = int(row.error_count)
+    if context is None:
+        context = poll_context(s, feed_id)
+    previous = context.error_count
     values: dict[str, Any] = {
         "next_check_at": next_check,
         "lease_owner": None,
         "lease_until": None,
     }
-    gone = bool(row.gone)
+    gone = context.gone
     if error is not None:
         count = previous + 1
         values.update(last_error=str(error)[:MAX_ERROR_TEXT], last_error_at=now, error_count=count)
@@ -286,21 +290,10 @@ def record_fetch(
         if title:
             values["title"] = title
         if result is not None:
-            if result.etag is not None or not result.not_modified:
-                values["etag"] = result.etag
-            if result.last_modified is not None or not result.not_modified:
-                values["last_modified"] = result.last_modified
-            if not result.not_modified and result.body_hash:
-                values["last_hash"] = result.body_hash
-            moved = result.permanent_url
-            if moved and moved != row.url:
-                taken = s.execute(
-                    select(FEEDS.c.id).where(FEEDS.c.url == moved, FEEDS.c.id != feed_id)
-                ).first()
-                if taken is None:
-                    values["url"] = moved
-                    log.info("feeds: permanent redirect feed=%d url=%s", feed_id, redact_url(moved))
-    s.execute(update(FEEDS).where(FEEDS.c.id == feed_id).values(values))
+            values.update(_validators(s, feed_id, context.url, result))
+    s.connection().execute(_update_feed(frozenset(values)), {**values, "b_id": feed_id})
+    if poll_state is not None and poll_state != context.state:
+        put_poll_state(s, feed_id, poll_state, now)
     return FeedHealth(
         feed_id=feed_id,
         error_count=count,
@@ -308,6 +301,37 @@ def record_fetch(
         gone=gone,
         previous_errors=previous,
     )
+
+
+@functools.cache
+def _update_feed(columns: frozenset[str]) -> Any:
+    """UPDATE of the feed's ``columns``, built once per column set: building it per fetch
+    cost more than running it."""
+    return (
+        update(FEEDS)
+        .where(FEEDS.c.id == bindparam("b_id"))
+        .values({c: bindparam(c, type_=FEEDS.c[c].type) for c in sorted(columns)})
+    )
+
+
+def _validators(s: Session, feed_id: int, stored_url: str, result: FetchResult) -> dict[str, Any]:
+    """The columns a successful fetch updates: validators, body hash, a moved URL."""
+    values: dict[str, Any] = {}
+    if result.etag is not None or not result.not_modified:
+        values["etag"] = result.etag
+    if result.last_modified is not None or not result.not_modified:
+        values["last_modified"] = result.last_modified
+    if not result.not_modified and result.body_hash:
+        values["last_hash"] = result.body_hash
+    moved = result.permanent_url
+    if moved and moved != stored_url:
+        taken = s.execute(
+            select(FEEDS.c.id).where(FEEDS.c.url == moved, FEEDS.c.id != feed_id)
+        ).first()
+        if taken is None:
+            values["url"] = moved
+            log.info("feeds: permanent redirect feed=%d url=%s", feed_id, redact_url(moved))
+    return values
 
 
 @storage_errors
@@ -411,11 +435,7 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-@storage_errors
-def get_poll_state(s: Session, feed_id: int) -> PollState:
-    raw = s.execute(
-        select(STATE.c.value).where(STATE.c.key == f"{POLL_STATE_PREFIX}{feed_id}")
-    ).scalar()
+def _decode_state(raw: str | None) -> PollState:
     try:
         data = json.loads(raw) if raw else {}
     except ValueError:
@@ -431,6 +451,66 @@ def get_poll_state(s: Session, feed_id: int) -> PollState:
     )
 
 
+def _state_key(feed_id: int) -> str:
+    return f"{POLL_STATE_PREFIX}{feed_id}"
+
+
+@storage_errors
+def get_poll_state(s: Session, feed_id: int) -> PollState:
+    raw = s.execute(select(STATE.c.value).where(STATE.c.key == _state_key(feed_id))).scalar()
+    return _decode_state(raw)
+
+
+@dataclass(frozen=True)
+class PollContext:
+    """What polling a feed reads before its fetch and needs again to record it."""
+
+    state: PollState
+    interval: float | None  # the feed's own interval; None: the schedule's default
+    error_count: int  # consecutive failures before this poll
+    gone: bool
+    url: str  # as stored: a permanent redirect elsewhere moves it
+
+
+# The feed columns of a PollContext, then its poll state's JSON.
+CONTEXT_COLUMNS = (FEEDS.c.interval, FEEDS.c.error_count, FEEDS.c.gone, FEEDS.c.url)
+
+
+# The feed's poll-state JSON (NULL when it has none yet), for the parameter ``state_key``.
+STATE_VALUE = (
+    select(STATE.c.value).where(STATE.c.key == bindparam("state_key")).scalar_subquery()
+)
+
+
+def context_params(feed_id: int) -> dict[str, Any]:
+    """The parameters of a statement that reads a PollContext: ``b_id`` and ``state_key``."""
+    return {"b_id": feed_id, "state_key": _state_key(feed_id)}
+
+
+def context_of(row: Any) -> PollContext:
+    """A PollContext from a row of ``CONTEXT_COLUMNS`` and ``STATE_VALUE``."""
+    interval, errors, gone, url, raw = row
+    return PollContext(
+        state=_decode_state(raw),
+        interval=float(interval) if interval is not None else None,
+        error_count=int(errors or 0),
+        gone=bool(gone),
+        url=url,
+    )
+
+
+_CONTEXT = select(*CONTEXT_COLUMNS, STATE_VALUE).where(FEEDS.c.id == bindparam("b_id"))
+
+
+@storage_errors
+def poll_context(s: Session, feed_id: int) -> PollContext:
+    """The feed's poll state, own interval, failure streak and stored URL, in one read."""
+    row = s.connection().execute(_CONTEXT, context_params(feed_id)).one_or_none()
+    if row is None:
+        raise StorageError(f"no feed with id {feed_id}")
+    return context_of(row)
+
+
 @storage_errors
 def put_poll_state(s: Session, feed_id: int, st: PollState, now: datetime) -> None:
     """Insert or replace the feed's poll state. Caller commits."""
@@ -443,9 +523,7 @@ def put_poll_state(s: Session, feed_id: int, st: PollState, now: datetime) -> No
             "stale": st.stale,
         }
     )
-    stmt = insert_for(s, STATE).values(
-        key=f"{POLL_STATE_PREFIX}{feed_id}", value=value, updated_at=now
-    )
+    stmt = insert_for(s, STATE).values(key=_state_key(feed_id), value=value, updated_at=now)
     s.execute(
         stmt.on_conflict_do_update(
             index_elements=[STATE.c.key],

@@ -10,30 +10,43 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from seedwatch.storage.common import ALERTS, FEEDS, storage_errors
+from seedwatch.storage.feeds import (
+    CONTEXT_COLUMNS,
+    STATE_VALUE,
+    PollContext,
+    context_of,
+    context_params,
+)
+
+_RENEW = (
+    update(FEEDS)
+    .where(FEEDS.c.id == bindparam("b_id"), FEEDS.c.lease_owner == bindparam("owner"))
+    .values(lease_until=bindparam("until", type_=FEEDS.c.lease_until.type))
+    .returning(*CONTEXT_COLUMNS, STATE_VALUE)
+)
 
 
 @storage_errors
 def renew_feed_lease(
     s: Session, feed_id: int, *, owner: str, now: datetime, lease: float
-) -> bool:
-    """Extend ``owner``'s lease on the feed and commit; False when the lease is no longer
-    ``owner``'s (another daemon took the feed over, or it was polled and released)."""
+) -> PollContext | None:
+    """Extend ``owner``'s lease on the feed and commit; None when the lease is no longer
+    ``owner``'s (another daemon took the feed over, or it was polled and released).
+
+    Otherwise the feed's ``PollContext``, read by the same statement: the poll needs nothing
+    else from the database before its fetch."""
+    params = {**context_params(feed_id), "owner": owner, "until": now + timedelta(seconds=lease)}
     try:
-        row = s.execute(
-            update(FEEDS)
-            .where(FEEDS.c.id == feed_id, FEEDS.c.lease_owner == owner)
-            .values(lease_until=now + timedelta(seconds=lease))
-            .returning(FEEDS.c.id)
-        ).first()
+        row = s.connection().execute(_RENEW, params).first()
         s.commit()
     except BaseException:
         s.rollback()
         raise
-    return row is not None
+    return context_of(row) if row is not None else None
 
 
 @storage_errors
