@@ -1,7 +1,12 @@
-"""What the story index keeps per item: small, pure, recomputable from the stored item."""
+"""What the story index keeps per item: small, pure, recomputable from the stored item.
+
+``fingerprint`` is the pure analysis step: it may run in a worker process (the result is a
+small picklable value) and is handed to StoryIndex.match / add_fingerprint in the main one.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -13,27 +18,82 @@ from seedwatch.stories.settings import StorySettings
 from seedwatch.types import Item
 
 U32 = npt.NDArray[np.uint32]
+U64 = npt.NDArray[np.uint64]
 _EMPTY: U32 = np.zeros(0, dtype=np.uint32)
+_NO_KEYS: U64 = np.zeros(0, dtype=np.uint64)
+
+# Posting keys of the index (postings.py): a 32-bit value mixed with its kind, so that the kinds
+# do not collide with each other (within one kind the mix is a bijection). Collisions across
+# kinds only add candidates that verification rejects; exact keys are checked against the
+# 64-bit values the index keeps.
+_MIX = 0x9E3779B1
+ENTITY, TITLE, URL, CONTENT, OUTLET = (k * 0x7F4A7C15 & 0xFFFFFFFF for k in range(1, 6))
 
 
-@dataclass(frozen=True, eq=False)
+def posting_key(value: int, kind: int) -> int:
+    """The posting key of a 32- or 64-bit value, shifted into the high half of a uint64."""
+    folded = (value ^ (value >> 32)) & 0xFFFFFFFF
+    return ((folded * _MIX + kind) & 0xFFFFFFFF) << 32
+
+
+def _token_keys(tokens: U32, n_entities: int) -> U64:
+    kinds = np.full(len(tokens), TITLE, dtype=np.uint64)
+    kinds[:n_entities] = ENTITY
+    mixed = (tokens.astype(np.uint64) * np.uint64(_MIX) + kinds) & np.uint64(0xFFFFFFFF)
+    keys: U64 = mixed << np.uint64(32)
+    return keys
+
+
+def exact_key(value: str) -> int:
+    """A 64-bit key of a URL or content hash (the index keeps this, not the string)."""
+    return int.from_bytes(hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+@dataclass(frozen=True, eq=False, slots=True)
 class Fingerprint:
-    """Hashed token sets of one item (sorted unique uint32), plus its exact keys."""
+    """Hashed token sets of one item (crc32 values), plus its exact keys.
 
-    url: str | None
-    content_hash: str
+    ``tokens`` is one array, the way the index stores it: entities | headline words | the
+    other lead words, each part sorted and unique, the last part capped (settings.max_lead_terms).
+    """
+
+    url_key: int  # exact_key(url); 0 without a URL
+    content_key: int  # exact_key(content_hash)
     published: float  # POSIX seconds
     language: str
     script: str  # dominant script of the headline and lead: latin, cyrillic, arabic, ...
     feed_id: int
     source: int  # the outlet: crc32 of the URL's host (or of the feed id when there is no URL)
-    terms: U32 = field(default_factory=lambda: _EMPTY)  # stemmed lead words
-    entities: U32 = field(default_factory=lambda: _EMPTY)  # Latin keys of names and numbers
-    title: U32 = field(default_factory=lambda: _EMPTY)  # stemmed headline words
+    tokens: U32 = field(default_factory=lambda: _EMPTY)
+    n_entities: int = 0
+    n_title: int = 0
+    # Posting keys (see posting_key): the content hash, the URL's when there is one, then one
+    # per name and headline word; the index looks them all up in one pass.
+    keys: U64 = field(default_factory=lambda: _NO_KEYS)
+
+    @property
+    def n_exact(self) -> int:
+        """How many of ``keys`` are exact keys (content hash, URL)."""
+        return 2 if self.url_key else 1
+
+    @property
+    def entities(self) -> U32:
+        """Latin keys of names and numbers."""
+        return self.tokens[: self.n_entities]
+
+    @property
+    def title(self) -> U32:
+        """Stemmed headline words."""
+        return self.tokens[self.n_entities : self.n_entities + self.n_title]
+
+    @property
+    def terms(self) -> U32:
+        """Stemmed lead words, the headline's included (headline first, then the rest)."""
+        return self.tokens[self.n_entities :]
 
     @property
     def nbytes(self) -> int:
-        return int(self.terms.nbytes + self.entities.nbytes + self.title.nbytes)
+        return int(self.tokens.nbytes)
 
 
 def _hashes(tokens: list[str]) -> U32:
@@ -64,17 +124,30 @@ def fingerprint(item: Item, settings: StorySettings | None = None) -> Fingerprin
     lang = (item.language or "und").lower()
     lead = item.text[: s.lead_chars]
     title_terms = text.terms(item.title, lang)
-    lead_terms = text.terms(lead, lang)
-    ents = text.entities(item.title, s.entity_prefix) + text.entities(lead, s.entity_prefix)
+    ents = _hashes(
+        text.entities(item.title, s.entity_prefix) + text.entities(lead, s.entity_prefix)
+    )
+    title = _hashes(title_terms)
+    url_key = exact_key(item.url) if item.url else 0
+    content_key = exact_key(item.content_hash)
+    exact = [posting_key(content_key, CONTENT)] + ([posting_key(url_key, URL)] if url_key else [])
+    # The smallest hashes are a consistent sample: two copies of one long text keep the same
+    # words, so their overlap still shows while the index stays small per item.
+    other = np.setdiff1d(_hashes(text.terms(lead, lang)), title, assume_unique=True)
+    tokens = np.concatenate((ents, title, other[: s.max_lead_terms]))
+    n_keys = len(ents) + len(title)
     return Fingerprint(
-        url=item.url,
-        content_hash=item.content_hash,
+        url_key=url_key,
+        content_key=content_key,
         published=item.published.timestamp(),
         language=lang,
         script=text.script(item.title[:200] + " " + lead[:200]),
         feed_id=item.feed_id,
         source=_source(item),
-        terms=_hashes(title_terms + lead_terms),
-        entities=_hashes(ents),
-        title=_hashes(title_terms),
+        tokens=tokens,
+        n_entities=len(ents),
+        n_title=len(title),
+        keys=np.concatenate(
+            (np.array(exact, dtype=np.uint64), _token_keys(tokens[:n_keys], len(ents)))
+        ),
     )

@@ -21,6 +21,7 @@ class StorySettings:
 
     window: float = 72 * 3600.0  # seconds: how far apart in time two items of one story may be
     lead_chars: int = 1000  # only the headline and this much text count: wires differ further on
+    max_lead_terms: int = 96  # lead words kept beyond the headline's (the smallest hashes)
     entity_prefix: int = 5  # proper nouns compare on this many Latin letters
     near_duplicate: float = 0.85  # Jaccard of lead terms: a copy with small edits
     term_min: float = 0.07  # event: at least this Jaccard of lead terms,
@@ -42,3 +43,4 @@ class StorySettings:
     max_postings: int = 200  # a key carried by more items in the window than this is not rare
     max_candidates: int = 12  # candidates verified exactly per lookup, most shared keys first
     min_shared_keys: int = 2  # a candidate shares at least this many names or headline words
+    max_items: int = 600_000  # items kept at most; beyond, the oldest go first (memory bound)

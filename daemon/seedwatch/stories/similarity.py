@@ -1,14 +1,25 @@
-"""Exact verification of one candidate pair: several signals must agree before two items fold."""
+"""Exact verification of candidate pairs: several signals must agree before two items fold.
+
+One probe is compared with all its candidates at once: the overlaps are counted with a few
+numpy calls over the candidates' concatenated tokens, and only the decision, a handful of
+comparisons per candidate, runs in Python.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from seedwatch.stories.fingerprint import Fingerprint
+import numpy as np
+import numpy.typing as npt
+
+from seedwatch.stories.fingerprint import U32, Fingerprint
 from seedwatch.stories.settings import StorySettings
-from seedwatch.stories.templates import FeedTemplates
 
-ENTITY_TAG = 1  # index keys: entity hash << 1 | 1, headline word hash << 1
+I64 = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+ENTITY_TAG = 1  # template keys: entity hash << 1 | 1, headline word hash << 1
+Templates = Callable[[int], frozenset[int]]  # outlet -> its template keys
 
 
 @dataclass(frozen=True)
@@ -25,86 +36,186 @@ class Similarity:
 
 _NONE = Similarity(0.0, 0.0, 0, 0.0, 0.0, "")
 _CASED = frozenset({"latin", "cyrillic", "greek"})
+_NO_TEMPLATE: frozenset[int] = frozenset()
+URL_MATCH = Similarity(1.0, 1.0, 0, 1.0, 1.0, "url")
+CONTENT_MATCH = Similarity(1.0, 1.0, 0, 1.0, 1.0, "content")
+
+
+@dataclass(frozen=True)
+class Others:
+    """Candidates in columns; ``tokens`` concatenates their Fingerprint.tokens in order."""
+
+    url_key: Sequence[int]
+    content_key: Sequence[int]
+    source: Sequence[int]
+    language: Sequence[str]
+    script: Sequence[str]
+    n_entities: I64
+    n_title: I64
+    n_other: I64
+    tokens: U32
+
+    @classmethod
+    def of(cls, fps: Sequence[Fingerprint]) -> Others:
+        n_ent = np.array([f.n_entities for f in fps], dtype=np.int64)
+        n_title = np.array([f.n_title for f in fps], dtype=np.int64)
+        sizes = np.array([len(f.tokens) for f in fps], dtype=np.int64)
+        return cls(
+            url_key=[f.url_key for f in fps],
+            content_key=[f.content_key for f in fps],
+            source=[f.source for f in fps],
+            language=[f.language for f in fps],
+            script=[f.script for f in fps],
+            n_entities=n_ent,
+            n_title=n_title,
+            n_other=sizes - n_ent - n_title,
+            tokens=np.concatenate([f.tokens for f in fps]) if fps else np.zeros(0, np.uint32),
+        )
+
+
+def _member(values: U32, sorted_set: U32) -> BoolArray:
+    if not len(sorted_set):
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_set, values)
+    np.minimum(at, len(sorted_set) - 1, out=at)
+    hit: BoolArray = sorted_set[at] == values
+    return hit
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """Overlaps of the probe with one candidate, template keys already taken out."""
+
+    shared_entities: int
+    entity_union: int
+    other_entities: int
+    shared_terms: int
+    other_terms: int
+    shared_a: int  # the probe's headline words found in the candidate's lead
+    title_a: int
+    shared_b: int  # the candidate's headline words found in the probe's lead
+    title_b: int
 
 
 class Probe:
-    """One item's fingerprint as Python sets, built once and compared with many candidates.
+    """One item's fingerprint, compared with many candidates in one pass."""
 
-    The index keeps compact numpy arrays per item; set lookups from the probe side are several
-    times faster than numpy set operations on arrays this small.
-    """
+    __slots__ = ("entities", "fp", "settings", "terms", "title")
 
-    __slots__ = ("entities", "fp", "settings", "templates", "terms", "title")
-
-    def __init__(
-        self, fp: Fingerprint, settings: StorySettings, templates: FeedTemplates | None = None
-    ) -> None:
+    def __init__(self, fp: Fingerprint, settings: StorySettings) -> None:
         self.fp = fp
         self.settings = settings
-        self.templates = templates
-        self.terms = frozenset(fp.terms.tolist())
-        self.entities = frozenset(fp.entities.tolist())
-        self.title = frozenset(fp.title.tolist())
+        self.entities = fp.entities
+        self.title = fp.title
+        self.terms = np.sort(fp.terms)
 
-    def _template(self, feeds: tuple[int, ...], keys: list[int]) -> set[int]:
-        """Those of ``keys`` that are template text of any of ``feeds``."""
-        tpl = self.templates
-        if tpl is None or not keys:
-            return set()
-        out: set[int] = set()
-        for feed in feeds:
-            out |= tpl.template_keys(feed, keys)
+    def compare(self, others: Others, templates: Templates | None = None) -> list[Similarity]:
+        """The similarity of the probe with each of ``others``, in order."""
+        a = self.fp
+        m = len(others.source)
+        n_ent, n_title = others.n_entities, others.n_title
+        sizes = n_ent + n_title + others.n_other
+        starts = np.cumsum(sizes) - sizes
+        tokens = others.tokens
+        seg = np.repeat(np.arange(m), sizes)
+        pos = np.arange(len(tokens)) - starts[seg]
+        is_ent = pos < n_ent[seg]
+        is_term = ~is_ent
+        in_ents = _member(tokens, self.entities) & is_ent
+        in_terms = _member(tokens, self.terms) & is_term
+        in_title = _member(tokens, self.title) & is_term
+        is_title = is_term & (pos < (n_ent + n_title)[seg])
+        shared_e = np.bincount(seg[in_ents], minlength=m).tolist()
+        shared_t = np.bincount(seg[in_terms], minlength=m).tolist()
+        shared_a = np.bincount(seg[in_title], minlength=m).tolist()
+        shared_b = np.bincount(seg[in_terms & is_title], minlength=m).tolist()
+        n_e, n_h = n_ent.tolist(), n_title.tolist()
+        n_t = (n_title + others.n_other).tolist()
+        out: list[Similarity] = []
+        for j in range(m):
+            if a.url_key and a.url_key == others.url_key[j]:
+                out.append(URL_MATCH)
+                continue
+            if a.content_key == others.content_key[j]:
+                out.append(CONTENT_MATCH)
+                continue
+            source, language, script = others.source[j], others.language[j], others.script[j]
+            counts = _Counts(
+                shared_entities=shared_e[j],
+                entity_union=len(self.entities) + n_e[j] - shared_e[j],
+                other_entities=n_e[j],
+                shared_terms=shared_t[j],
+                other_terms=n_t[j],
+                shared_a=shared_a[j],
+                title_a=len(self.title),
+                shared_b=shared_b[j],
+                title_b=n_h[j],
+            )
+            sim = self._decide(counts, source, language, script)
+            # Template text only takes evidence away: a pair that fails with it counted fails
+            # without it, and only a pass needs the (dearer) template check.
+            tpl = self._templates(templates, source) if sim.reason else _NO_TEMPLATE
+            if tpl:
+                start = int(starts[j])
+                drop_e, drop_a, drop_b = self._template_shares(
+                    tokens[start : start + int(sizes[j])].tolist(), n_e[j], n_h[j], tpl
+                )
+                if drop_e or drop_a or drop_b:
+                    counts = replace(
+                        counts,
+                        shared_entities=counts.shared_entities - drop_e,
+                        shared_a=counts.shared_a - drop_a,
+                        title_a=counts.title_a - drop_a,
+                        shared_b=counts.shared_b - drop_b,
+                        title_b=counts.title_b - drop_b,
+                    )
+                    sim = self._decide(counts, source, language, script)
+            out.append(sim)
         return out
 
-    def compare(self, other: Fingerprint) -> Similarity:
-        a, b, s = self.fp, other, self.settings
-        if a.url and a.url == b.url:
-            return Similarity(1.0, 1.0, 0, 1.0, 1.0, "url")
-        if a.content_hash == b.content_hash:
-            return Similarity(1.0, 1.0, 0, 1.0, 1.0, "content")
-        feeds = (a.source,) if a.source == b.source else (a.source, b.source)
-        b_ents = b.entities.tolist()
-        shared: set[int] = set(self.entities.intersection(b_ents))
-        e_union = len(self.entities) + len(b_ents) - len(shared)
-        if shared and self.templates is not None:
-            # A name both items carry because their outlets always print it is no evidence.
-            tpl = self._template(feeds, [h << 1 | ENTITY_TAG for h in shared])
-            shared = {h for h in shared if (h << 1 | ENTITY_TAG) not in tpl}
-        ne = len(shared)
-        ej = ne / e_union if e_union else 0.0
-        if a.script != b.script:
+    def _templates(self, templates: Templates | None, source: int) -> frozenset[int]:
+        if templates is None:
+            return _NO_TEMPLATE
+        own = templates(self.fp.source)
+        return own if source == self.fp.source else own | templates(source)
+
+    def _template_shares(
+        self, tokens: list[int], n_ent: int, n_title: int, tpl: frozenset[int]
+    ) -> tuple[int, int, int]:
+        """How many shared names, probe headline words and candidate headline words are
+        template text of either outlet: names both items carry because their outlets always
+        print them are no evidence."""
+        ents = set(self.entities.tolist())
+        title = set(self.title.tolist())
+        terms = set(self.terms.tolist())
+        drop_e = sum(1 for h in tokens[:n_ent] if h in ents and (h << 1 | ENTITY_TAG) in tpl)
+        drop_a = sum(1 for h in tokens[n_ent:] if h in title and h << 1 in tpl)
+        drop_b = sum(1 for h in tokens[n_ent : n_ent + n_title] if h in terms and h << 1 in tpl)
+        return drop_e, drop_a, drop_b
+
+    def _decide(self, c: _Counts, source: int, language: str, script: str) -> Similarity:
+        a, s = self.fp, self.settings
+        ne = c.shared_entities
+        ej = ne / c.entity_union if c.entity_union else 0.0
+        if a.script != script:
             return self._cross(ne, ej)
-        other_language = a.language != b.language and "und" not in (a.language, b.language)
+        other_language = a.language != language and "und" not in (a.language, language)
         # Cheap rejection first: most candidates share a name or two and nothing else.
         # Scripts without capitals give names only where Latin brands or digits slip in
         # ("beIN SPORTS", "HD"): those are no evidence of one event.
         caseless = (
-            a.script not in _CASED or min(len(self.entities), len(b_ents)) < s.caseless_entities
+            a.script not in _CASED
+            or min(len(self.entities), c.other_entities) < s.caseless_entities
         )
         if not caseless and ne < s.entity_min:
             return _NONE
-        b_terms = b.terms.tolist()
-        nt = len(self.terms.intersection(b_terms))
-        union = len(self.terms) + len(b_terms) - nt
-        tj = nt / union if union else 0.0
-        b_title: list[int] = b.title.tolist()
-        b_set = set(b_terms)
-        shared_a = [h for h in self.title if h in b_set]
-        shared_b = [h for h in b_title if h in self.terms]
-        na, nb = len(self.title), len(b_title)
-        if self.templates is not None and (shared_a or shared_b):
-            # Only shared headline words can be template evidence; drop those from the count.
-            tpl = self._template(feeds, [h << 1 for h in {*shared_a, *shared_b}])
-            if tpl:
-                na -= sum(1 for h in shared_a if h << 1 in tpl)
-                nb -= sum(1 for h in shared_b if h << 1 in tpl)
-                shared_a = [h for h in shared_a if h << 1 not in tpl]
-                shared_b = [h for h in shared_b if h << 1 not in tpl]
-        ha = len(shared_a) / na if na else 0.0
-        hb = len(shared_b) / nb if nb else 0.0
+        union = len(self.terms) + c.other_terms - c.shared_terms
+        tj = c.shared_terms / union if union else 0.0
+        ha = c.shared_a / c.title_a if c.title_a else 0.0
+        hb = c.shared_b / c.title_b if c.title_b else 0.0
         head = (ha + hb) / 2
         score = tj + ej + 0.5 * head
-        if other_language and tj < s.cross_term_max and a.source != b.source:
+        if other_language and tj < s.cross_term_max and a.source != source:
             # Two languages in one script (German, English): stems differ, names do not. Few
             # shared words also tell a real language pair from a misdetected one.
             cross = self._cross(ne, ej, same_script=True)
@@ -113,7 +224,7 @@ class Probe:
         reason = ""
         if tj >= s.near_duplicate:
             reason = "near-duplicate"
-        elif a.source == b.source and not s.same_outlet_events:
+        elif a.source == source and not s.same_outlet_events:
             # One outlet's two different articles are two stories to its readers (and share
             # its template); a re-post under a new URL is caught as a near-duplicate above.
             pass
@@ -139,4 +250,4 @@ class Probe:
 
 def compare(a: Fingerprint, b: Fingerprint, settings: StorySettings) -> Similarity:
     """Whether ``a`` and ``b`` report one story, and how strongly each signal says so."""
-    return Probe(a, settings).compare(b)
+    return Probe(a, settings).compare(Others.of([b]))[0]

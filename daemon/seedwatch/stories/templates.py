@@ -3,70 +3,68 @@
 Counted per outlet (the URL's host), not per feed: an agency's several feeds share one template.
 A police press office heads every report "POL-S: ... - Zeugen gesucht / Polizeipräsidium
 Stuttgart", RIA opens each with "МОСКВА, 4 дек - РИА Новости", a wire adds the same dateline and
-credits. Two different events from one template share all of that, so a key that a feed carries
-on a large share of its items in the window stops counting as evidence for that feed. Counted
-over the window (added and expired with the items), so memory follows the window.
+credits. Two different events from one template share all of that, so a key that an outlet
+carries on a large share of its items in the window stops counting as evidence for that outlet.
+
+Counts per (outlet, key) would cost more memory than the rest of the index, so a template is
+computed from the outlet's items when it is asked for, and kept until the outlet has changed by
+more than a sixteenth of its items (exact for small outlets; a big outlet's template moves
+slowly).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 
-_SHIFT = 34  # keys are 33-bit (32-bit hash + tag); the outlet goes above them
+import numpy as np
+import numpy.typing as npt
+
+U64 = npt.NDArray[np.uint64]
+_NONE: frozenset[int] = frozenset()
 
 
-class FeedTemplates:
-    """Per outlet ("feed" below: the fingerprint's source): items in the window, and how many
-    of them carry each key."""
+class OutletTemplates:
+    """Per outlet: items in the window, and its template keys (cached)."""
 
-    def __init__(self, min_items: int, share: float) -> None:
+    def __init__(self, min_items: int, share: float, keys_of: Callable[[int], U64]) -> None:
         self.min_items = min_items
         self.share = share
+        self._keys_of = keys_of  # outlet -> the keys of its items in the window, concatenated
         self._items: dict[int, int] = {}
-        self._counts: dict[int, int] = {}
+        self._changes: dict[int, int] = {}  # since its template was computed
+        self._cache: dict[int, frozenset[int]] = {}
 
-    def add(self, feed: int, keys: Iterable[int]) -> None:
-        self._items[feed] = self._items.get(feed, 0) + 1
-        counts = self._counts
-        base = feed << _SHIFT
-        for key in keys:
-            k = base | key
-            counts[k] = counts.get(k, 0) + 1
+    def added(self, outlet: int) -> None:
+        self._items[outlet] = self._items.get(outlet, 0) + 1
+        self._changes[outlet] = self._changes.get(outlet, 0) + 1
 
-    def remove(self, feed: int, keys: Iterable[int]) -> None:
-        left = self._items[feed] - 1
+    def removed(self, outlet: int, count: int) -> None:
+        left = self._items[outlet] - count
         if left:
-            self._items[feed] = left
+            self._items[outlet] = left
+            self._changes[outlet] = self._changes.get(outlet, 0) + count
         else:
-            del self._items[feed]
-        counts = self._counts
-        base = feed << _SHIFT
-        for key in keys:
-            k = base | key
-            n = counts[k] - 1
-            if n:
-                counts[k] = n
-            else:
-                del counts[k]
+            del self._items[outlet]
+            self._changes.pop(outlet, None)
+            self._cache.pop(outlet, None)
 
-    def threshold(self, feed: int) -> int:
-        """Items of ``feed`` that must carry a key for it to be template; 0: too few items."""
-        items = self._items.get(feed, 0)
+    def threshold(self, outlet: int) -> int:
+        """Items of ``outlet`` that must carry a key for it to be template; 0: too few items."""
+        items = self._items.get(outlet, 0)
         if items < self.min_items:
             return 0
         return max(3, int(items * self.share + 0.999))
 
-    def count(self, feed: int, key: int) -> int:
-        return self._counts.get((feed << _SHIFT) | key, 0)
-
-    def template_keys(self, feed: int, keys: Iterable[int]) -> set[int]:
-        """Those of ``keys`` that are part of ``feed``'s template."""
-        need = self.threshold(feed)
+    def keys(self, outlet: int) -> frozenset[int]:
+        """The template keys of ``outlet``: entity hash << 1 | 1, headline word hash << 1."""
+        need = self.threshold(outlet)
         if not need:
-            return set()
-        counts = self._counts
-        base = feed << _SHIFT
-        return {k for k in keys if counts.get(base | k, 0) >= need}
-
-    def __len__(self) -> int:
-        return len(self._counts)
+            return _NONE
+        cached = self._cache.get(outlet)
+        if cached is not None and self._changes.get(outlet, 0) <= self._items[outlet] // 16:
+            return cached
+        keys, counts = np.unique(self._keys_of(outlet), return_counts=True)
+        found = frozenset(keys[counts >= need].tolist())
+        self._cache[outlet] = found
+        self._changes[outlet] = 0
+        return found
