@@ -362,3 +362,32 @@ def test_stream_vocabulary_stays_bounded(seeds_dir: Path, monkeypatch: pytest.Mo
     assert "zyxwa" in stats.ids
     assert clf.score(*RELEVANT).score > clf.score(*IRRELEVANT).score
     assert clf.score(*RELEVANT).topic == "seeds"
+
+
+class _FakeEncoder:
+    """Stands in for the sentence model: a bag of letters as the "embedding"."""
+
+    def encode(self, texts: list[str], **_: object) -> list[list[float]]:
+        import math
+
+        out = []
+        for t in texts:
+            v = [float(t.lower().count(c)) + 0.1 for c in "abcdefghijklmnopqrstuvwxyz"]
+            n = math.sqrt(sum(x * x for x in v))
+            out.append([x / n for x in v] + [0.0] * 358)
+        return out
+
+
+def test_semantic_backend_reranks_batches(seeds_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from seedwatch.classify import analyze, analyze_with_text, semantic
+
+    monkeypatch.setattr(semantic, "_load_model", _FakeEncoder)
+    clf = Classifier.build(load_seeds(seeds_dir), backend="semantic")
+    assert clf.analyzer is analyze_with_text
+    pairs = [RELEVANT, IRRELEVANT, RELEVANT_RU, COUNTER_LIKE]
+    clf.observe_many(pairs * 60)
+    batch = clf.score_many([clf.analyzer(t, x) for t, x in pairs])
+    assert [s.score for s in batch] == [clf.score(t, x).score for t, x in pairs]
+    assert batch[0].score > batch[1].score
+    with pytest.raises(ValueError, match="analyzer"):
+        clf.score_many([analyze(*RELEVANT)])

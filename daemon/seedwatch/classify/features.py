@@ -179,8 +179,10 @@ class Stats:
         free = np.ones(self.size, dtype=bool)
         free[: self.n_fixed] = False
         free[pinned] = False
+        # The bar: the df of the (STEM_CAP / 2)-th most frequent free stem; singletons go anyway.
         ranked = np.sort(df[free])
-        bar = max(1.0, float(ranked[len(ranked) - STEM_CAP // 2 - 1])) if len(ranked) else 1.0
+        at = len(ranked) - STEM_CAP // 2 - 1
+        bar = max(1.0, float(ranked[at])) if at >= 0 else 1.0
         kept = np.flatnonzero(~free | (df > bar))
         self.stems = [self.stems[i] for i in kept.tolist()]
         self.ids = {s: i for i, s in enumerate(self.stems) if i > 1}

@@ -29,13 +29,11 @@ from seedwatch.classify.analysis import Analysis, analyze, analyze_with_text
 from seedwatch.classify.features import Feats, FloatArr, Stats, featurize
 from seedwatch.classify.seeds import SeedSet
 from seedwatch.classify.static import StaticTable, load_table
-from seedwatch.classify.topic import EXAMPLE_CHARS, Result, TopicModel
+from seedwatch.classify.topic import Result, TopicModel
 from seedwatch.errors import SeedError
 from seedwatch.types import Score
 
 log = logging.getLogger(__name__)
-
-__all__ = ["BACKENDS", "DEFAULT_THRESHOLD", "EXAMPLE_CHARS", "Analysis", "Classifier", "analyze"]
 
 BACKENDS = ("lexical", "words", "semantic")
 DEFAULT_THRESHOLD = 0.5

@@ -29,9 +29,10 @@ import numpy as np
 import numpy.typing as npt
 
 from seedwatch.classify.analysis import Analysis, analyze_with_text
-from seedwatch.classify.model import EXAMPLE_CHARS, Classifier
+from seedwatch.classify.model import Classifier
 from seedwatch.classify.seeds import SeedSet
 from seedwatch.classify.static import load_table
+from seedwatch.classify.topic import EXAMPLE_CHARS
 from seedwatch.errors import SeedError
 from seedwatch.types import Score
 
