@@ -8,6 +8,8 @@ vectors are applied later, in the daemon, by ``Classifier.score_many``/``observe
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from seedwatch.classify.static import load_index
@@ -16,19 +18,35 @@ from seedwatch.classify.text import STOP_EN, STOP_RU, stem_info, words
 TITLE_REPEAT = 2  # the title states the subject; counting it twice is the usual field boost
 DENSE_MIN_WORDS = 2  # known words a text needs for a static vector
 DENSE_MIN_SHARE = 0.3  # share of its content words the table must know
+MAX_COUNT = 65_535  # counts saturate at uint16 (BM25 has long saturated by then)
 
 
 class Analysis(NamedTuple):
-    """One text, analysed. Stems are distinct, Latin first, then the ``n_cyr`` Cyrillic ones."""
+    """One text, analysed, in a compact form that pickles and unpickles fast (a few strings
+    and byte strings rather than tuples of small objects).
 
-    stems: tuple[str, ...]
-    tf: tuple[int, ...]  # occurrences of each stem (title counted TITLE_REPEAT times)
-    surface: tuple[str, ...]  # first surface word of each stem, for explanations
+    Stems are distinct, Latin first, then the ``n_cyr`` Cyrillic ones; counts are native
+    uint16 (saturating), table rows native int32, as numpy reads them with frombuffer.
+    """
+
+    stems: str  # the stems, joined by spaces (no stem holds one)
+    tf: bytes  # occurrences of each stem (the title counted TITLE_REPEAT times)
+    surface: str  # first surface word of each stem, joined by spaces, for explanations
     n_cyr: int
-    words: tuple[int, ...]  # distinct static-table rows of the content words
-    word_tf: tuple[int, ...]  # their occurrences
+    words: bytes  # distinct static-table rows of the content words
+    word_tf: bytes  # their occurrences
     dense: bool  # enough known words for a static vector
     text: str = ""  # the text itself, only for backends that embed it (analyze_with_text)
+
+    @property
+    def n_stems(self) -> int:
+        return len(self.tf) // 2
+
+    def stem_list(self) -> list[str]:
+        return self.stems.split(" ") if self.stems else []
+
+    def surface_list(self) -> list[str]:
+        return self.surface.split(" ") if self.surface else self.stem_list()
 
 
 def analyze(title: str, text: str) -> Analysis:
@@ -73,12 +91,16 @@ def _analyze(toks: list[str], keep: str) -> Analysis:
     else:
         order = list(counts)
     return Analysis(
-        stems=tuple(order),
-        tf=tuple(counts[s] for s in order),
-        surface=tuple(surface[s] for s in order),
+        stems=" ".join(order),
+        tf=_counts(counts[s] for s in order),
+        surface=" ".join(surface[s] for s in order),
         n_cyr=len(cyr),
-        words=tuple(known),
-        word_tf=tuple(known.values()),
+        words=array("i", known).tobytes(),
+        word_tf=_counts(known.values()),
         dense=n_known >= DENSE_MIN_WORDS and n_known >= DENSE_MIN_SHARE * n_content,
         text=keep,
     )
+
+
+def _counts(values: Iterable[int]) -> bytes:
+    return array("H", [min(v, MAX_COUNT) for v in values]).tobytes()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -104,13 +104,14 @@ class Stats:
     def lookup(self, analyses: Sequence[Analysis], *, add: bool) -> IntArr:
         """Ids of every stem of ``analyses``, concatenated. Unknown stems are added when
         ``add``, else they get the "unseen" id of their script."""
-        flat = list(chain.from_iterable(a.stems for a in analyses))
+        joined = " ".join(a.stems for a in analyses if a.stems)
+        flat = joined.split(" ") if joined else []
         ids = np.fromiter(map(self.ids.get, flat, repeat(-1)), dtype=np.int64, count=len(flat))
         missing = np.flatnonzero(ids < 0)
         if not missing.size:
             return ids
         # Cyrillic stems close each text's list (see Analysis).
-        lens = np.fromiter((len(a.stems) for a in analyses), dtype=np.int64, count=len(analyses))
+        lens = np.fromiter((a.n_stems for a in analyses), dtype=np.int64, count=len(analyses))
         n_cyr = np.fromiter((a.n_cyr for a in analyses), dtype=np.int64, count=len(analyses))
         ends = np.cumsum(lens)
         text = np.searchsorted(ends, missing, side="right")
@@ -137,18 +138,17 @@ class Stats:
         self.cyr[i] = cyr
         return i
 
-    def add(self, analyses: Sequence[Analysis]) -> IntArr:
-        """Count ``analyses`` as stream documents; returns their stem ids (as lookup)."""
+    def add(self, analyses: Sequence[Analysis]) -> None:
+        """Count ``analyses`` as stream documents."""
         ids = self.lookup(analyses, add=True)
         uniq, counts = np.unique(ids, return_counts=True)
         self.stream_df[uniq] += counts
         self.stream_n += len(analyses)
         self.stream_n_cyr += sum(1 for a in analyses if a.n_cyr)
         if self.word_df.size:
-            rows = np.fromiter(chain.from_iterable(a.words for a in analyses), dtype=np.int64)
+            rows = np.frombuffer(b"".join(a.words for a in analyses), dtype=np.int32)
             uniq, counts = np.unique(rows, return_counts=True)
             self.word_df[uniq] += counts
-        return ids
 
     def idf(self, ids: IntArr) -> FloatArr:
         # The prior is English; a Russian word is rare or common among Russian texts only.
@@ -250,13 +250,11 @@ def featurize(
 ) -> Feats:
     """BM25 weights (IDF from ``stats``) and, with a table, IDF-weighted static vectors."""
     n = len(analyses)
-    lens = np.fromiter((len(a.stems) for a in analyses), dtype=np.int64, count=n)
+    lens = np.fromiter((a.n_stems for a in analyses), dtype=np.int64, count=n)
     start = offsets(lens)
     item = np.repeat(np.arange(n, dtype=np.int64), lens)
     sid = stats.lookup(analyses, add=add)
-    tf = np.fromiter(
-        chain.from_iterable(a.tf for a in analyses), dtype=np.float64, count=int(start[-1])
-    )
+    tf = np.frombuffer(b"".join(a.tf for a in analyses), dtype=np.uint16).astype(np.float64)
     length = np.maximum(np.bincount(item, tf, minlength=n), 1.0)
     norm_len = 0.25 + 0.75 * length / 60.0
     w = tf * (K1 + 1) / (tf + K1 * norm_len[item]) * stats.idf(sid)
@@ -276,9 +274,9 @@ def _dense(analyses: Sequence[Analysis], vectors: Vec, word_idf: FloatArr, has: 
     if not rows:
         return out
     chosen = [analyses[i] for i in rows]
-    lens = np.fromiter((len(a.words) for a in chosen), dtype=np.int64, count=len(chosen))
-    wid = np.fromiter(chain.from_iterable(a.words for a in chosen), dtype=np.int64)
-    wtf = np.fromiter(chain.from_iterable(a.word_tf for a in chosen), dtype=np.float64)
+    lens = np.fromiter((len(a.word_tf) // 2 for a in chosen), dtype=np.int64, count=len(chosen))
+    wid = np.frombuffer(b"".join(a.words for a in chosen), dtype=np.int32)
+    wtf = np.frombuffer(b"".join(a.word_tf for a in chosen), dtype=np.uint16)
     weights = (wtf * word_idf[wid]).astype(np.float32)
     sums = np.add.reduceat(vectors[wid] * weights[:, None], np.cumsum(lens) - lens, axis=0)
     norms = np.linalg.norm(sums, axis=1)

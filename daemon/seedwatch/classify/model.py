@@ -215,14 +215,9 @@ class Classifier:
 
     def _learn(self, analyses: Sequence[Analysis]) -> None:
         stats = self._stats
-        ids = stats.add(analyses)
-        # Kept for refits without their explanations, and with the statistics' own copy of
-        # each stem (analyses from another process bring their own string objects).
-        canon = list(map(stats.stems.__getitem__, ids.tolist()))
-        at = 0
-        for a in analyses:
-            self._stream.append(a._replace(stems=tuple(canon[at : at + len(a.stems)]), surface=()))
-            at += len(a.stems)
+        stats.add(analyses)
+        # Kept for refits, without their explanations.
+        self._stream.extend(a._replace(surface="") for a in analyses)
         if stats.over_cap():
             pinned = np.unique(
                 np.concatenate([np.flatnonzero(t.colmap >= 0) for t in self._topics])
@@ -284,8 +279,7 @@ class Classifier:
             doc_i = int(r.doc[i])
             passages = docs.passages[doc_i]
             passage = passages[pass_i] if pass_i >= 0 else (passages[0] if passages else None)
-            a = analyses[i]
-            words = a.surface or a.stems
+            words = analyses[i].surface_list()
             start = int(feats.start[i])
             value = round(values[i], 6)
             out.append(
