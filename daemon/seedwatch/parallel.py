@@ -1,16 +1,14 @@
-"""Use both cores: parse and normalize in worker processes, the rest in the daemon.
+"""Use every core: ``pipeline.prepare`` (parse, normalize, analyse) in worker processes.
 
-parse and normalize are pure functions of (feed, fetched body, now): they run in a process pool
-and hand back plain values (pickled dataclasses). Scoring and matching stay in the calling
-thread because the classifier learns from the stream (``observe``) and must see items in the
-order they are stored; the database writes stay in the daemon as before.
+prepare is a pure function of (feed, fetched body, now) and the CPU-heavy half of ingest, so
+it runs in a process pool and hands back plain values (pickled dataclasses). Classifying,
+matching and the database writes stay in the daemon, which holds the live models.
 
-    pool = ParsePool()                        # once, at start (fork before threads are busy)
-    done = pool.process(feed, result, now=now, scorer=..., matcher=...)   # instead of process()
+    pool = PreparePool(workers)               # once; the processes start on first use
+    prepared = pool.prepare(feed, result, now=now, analyzer=..., stories=...)
     pool.close()
 
-A body too small to be worth the trip (the pickling costs more than the parse) is parsed
-inline.
+A body too small to be worth the trip is prepared in the calling thread.
 """
 
 from __future__ import annotations
@@ -18,60 +16,76 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
-from seedwatch.normalize import normalize_feed
-from seedwatch.parse import parse
-from seedwatch.pipeline import Matcher, Processed, Scorer, process_items
-from seedwatch.types import FeedRef, FetchResult, Item, ParsedFeed
+from seedwatch.errors import ParseError
+from seedwatch.pipeline import Analyzer, Prepared, prepare
+from seedwatch.stories.settings import StorySettings
+from seedwatch.types import FeedRef, FetchResult
 
 log = logging.getLogger(__name__)
 
-INLINE_BELOW = 4096  # bytes of body parsed in the calling thread
+# Bytes of body below which the pickling round trip costs more than the parse it would move.
+INLINE_BELOW = 2048
 
 
-def parse_normalize(
-    feed: FeedRef, result: FetchResult, now: datetime
-) -> tuple[ParsedFeed, tuple[Item, ...]]:
-    """The pure front half of the pipeline (runs in a worker process)."""
-    parsed = parse(result)
-    items = normalize_feed(feed, parsed, fetched_at=now, base_url=result.url)
-    return parsed, tuple(items)
+def default_workers() -> int:
+    """One per core the process may run on; none on a single core (nothing to gain)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return cores if cores > 1 else 0
 
 
-class ParsePool:
-    """A process pool for ``parse_normalize``; ``workers=0`` parses inline (tests, 1 core)."""
+class PreparePool:
+    """A process pool for ``pipeline.prepare``; ``workers=0`` prepares inline."""
 
-    def __init__(self, workers: int | None = None) -> None:
-        n = (os.cpu_count() or 1) if workers is None else workers
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
-        if n > 0:
-            # spawn, not fork: the daemon has threads and open database connections.
-            ctx = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx)
+        self._lock = threading.Lock()
 
-    def parse(self, feed: FeedRef, result: FetchResult, now: datetime
-              ) -> tuple[ParsedFeed, tuple[Item, ...]]:
-        body = result.body or b""
-        if self._pool is None or len(body) < INLINE_BELOW:
-            return parse_normalize(feed, result, now)
-        return self._pool.submit(parse_normalize, feed, result, now).result()
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # spawn, not fork: the daemon has threads and open database connections.
+                ctx = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            return self._pool
 
-    def process(
+    def prepare(
         self,
         feed: FeedRef,
         result: FetchResult,
         *,
         now: datetime,
-        scorer: Scorer,
-        matcher: Matcher,
-    ) -> Processed:
-        """``pipeline.process`` with the parse in a worker process; same result."""
-        parsed, items = self.parse(feed, result, now)
-        return Processed(parsed, process_items(feed, items, scorer=scorer, matcher=matcher))
+        analyzer: Analyzer,
+        stories: StorySettings,
+    ) -> Prepared:
+        """``pipeline.prepare``, in a worker process when the body is worth it."""
+        if self.workers <= 0 or len(result.body or b"") < INLINE_BELOW:
+            return prepare(feed, result, now=now, analyzer=analyzer, stories=stories)
+        pool = self._executor()
+        try:
+            return pool.submit(
+                prepare, feed, result, now=now, analyzer=analyzer, stories=stories
+            ).result()
+        except BrokenProcessPool as e:
+            # A worker died (killed, out of memory) while this or another body was in it:
+            # this feed records the error, and the next body gets a fresh pool.
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            log.error("parse: worker process died feed=%s", feed.name)
+            raise ParseError(feed.url, "the parser process died; retried at the next poll") from e
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -1,25 +1,38 @@
 """The pure middle of the pipeline, as a shell pipeline would read:
 
-    FetchResult | parse | normalize | classify | match  ->  ProcessedItem...
+    FetchResult | parse | normalize | analyse    ->  Prepared       (prepare: no daemon state)
+    Prepared    | classify | match               ->  Processed      (judge: the live models)
 
 No session, no HTTP: everything here is a function of its arguments, so it is tested with
 plain values. ``poller`` does the I/O on either side (fetch before, store after).
+
+``prepare`` is the CPU-heavy half and needs nothing that changes while the daemon runs (the
+text analysis for the classifier and the story fingerprint are functions of the item alone),
+so ``parallel.PreparePool`` runs it in worker processes, on every core. ``judge`` needs the
+classifier's stream statistics and the hot-reloaded watchlist, so it runs in the daemon.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
+from seedwatch.classify.analysis import Analysis
 from seedwatch.normalize import normalize_feed
 from seedwatch.parse import parse
+from seedwatch.stories.fingerprint import Fingerprint, fingerprint
+from seedwatch.stories.settings import StorySettings
 from seedwatch.types import FeedRef, FetchResult, Item, Match, ParsedFeed, ProcessedItem, Score
+
+# (title, text) -> what the classifier needs of the text; a module-level function, so that
+# it pickles by name into a worker process.
+Analyzer = Callable[[str, str], Analysis]
 
 
 class Scorer(Protocol):
-    def score(self, title: str, text: str) -> Score: ...
+    def score_many(self, analyses: Sequence[Analysis]) -> list[Score]: ...
 
 
 class Matcher(Protocol):
@@ -35,24 +48,64 @@ class Matcher(Protocol):
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """One fetched document after the stages that need no daemon state.
+
+    ``feed`` is the parsed feed without its entries (their raw HTML is not needed after
+    normalize, and this value crosses a process boundary); ``dates`` are the entries'
+    published-or-updated dates, which the scheduler learns the publishing rate from.
+    """
+
+    feed: ParsedFeed
+    dates: tuple[datetime, ...]
+    items: tuple[Item, ...]
+    analyses: tuple[Analysis, ...]  # the classifier's analysis of each item, aligned with items
+    fingerprints: tuple[Fingerprint, ...]  # the story index's, aligned with items
+
+
+@dataclass(frozen=True)
 class Processed:
     """One fetched document after the pure stages."""
 
-    feed: ParsedFeed
+    prepared: Prepared
     items: tuple[ProcessedItem, ...]
 
 
-def process_items(
-    feed: FeedRef, items: Iterable[Item], *, scorer: Scorer, matcher: Matcher
-) -> tuple[ProcessedItem, ...]:
-    out = []
-    for item in items:
-        score = scorer.score(item.title, item.text)
-        matches = matcher.match(
-            item, score, feed_name=feed.name, feed_url=feed.url, feed_tags=feed.tags
+def prepare(
+    feed: FeedRef,
+    result: FetchResult,
+    *,
+    now: datetime,
+    analyzer: Analyzer,
+    stories: StorySettings,
+) -> Prepared:
+    """parse -> normalize -> analyse. Raises ParseError for a body with no feed."""
+    parsed = parse(result)
+    items = normalize_feed(feed, parsed, fetched_at=now, base_url=result.url)
+    dates = tuple(d for e in parsed.items if (d := e.published or e.updated) is not None)
+    return Prepared(
+        feed=replace(parsed, items=()),
+        dates=dates,
+        items=items,
+        analyses=tuple(analyzer(it.title, it.text) for it in items),
+        fingerprints=tuple(fingerprint(it, stories) for it in items),
+    )
+
+
+def judge(feed: FeedRef, prepared: Prepared, *, scorer: Scorer, matcher: Matcher) -> Processed:
+    """classify -> match, one document's items at once."""
+    scores = scorer.score_many(prepared.analyses)
+    out = tuple(
+        ProcessedItem(
+            item=item,
+            score=score,
+            matches=matcher.match(
+                item, score, feed_name=feed.name, feed_url=feed.url, feed_tags=feed.tags
+            ),
         )
-        out.append(ProcessedItem(item=item, score=score, matches=matches))
-    return tuple(out)
+        for item, score in zip(prepared.items, scores, strict=True)
+    )
+    return Processed(prepared, out)
 
 
 def process(
@@ -62,8 +115,9 @@ def process(
     now: datetime,
     scorer: Scorer,
     matcher: Matcher,
+    analyzer: Analyzer,
+    stories: StorySettings,
 ) -> Processed:
-    """parse -> normalize -> classify -> match. Raises ParseError for a body with no feed."""
-    parsed = parse(result)
-    items = normalize_feed(feed, parsed, fetched_at=now, base_url=result.url)
-    return Processed(parsed, process_items(feed, items, scorer=scorer, matcher=matcher))
+    """prepare then judge, in the calling thread."""
+    prepared = prepare(feed, result, now=now, analyzer=analyzer, stories=stories)
+    return judge(feed, prepared, scorer=scorer, matcher=matcher)

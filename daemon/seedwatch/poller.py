@@ -1,6 +1,7 @@
 """One poll pass: claim due feeds, then for each (in a worker pool, politely per host)
 
-    fetch -> pipeline.process -> storage.store_batch -> storage.record_fetch
+    fetch -> pipeline.prepare (in a worker process) -> pipeline.judge
+          -> storage.store_batch -> storage.record_fetch
 
 One feed's failure is recorded against that feed and never stops the others. Between polls
 the poller remembers, per feed, when it last got a whole body, how often the feed publishes
@@ -15,16 +16,17 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import requests
 from sqlalchemy.orm import Session
 
 from seedwatch import metrics
 from seedwatch.alerts.schedule import not_before_for
+from seedwatch.classify import Analysis
 from seedwatch.errors import (
     FeedError,
     GoneError,
@@ -34,7 +36,7 @@ from seedwatch.errors import (
     redact_url,
 )
 from seedwatch.fetch import fetch, make_session
-from seedwatch.pipeline import Processed, process
+from seedwatch.pipeline import Processed, judge
 from seedwatch.runtime import Runtime
 from seedwatch.schedule import (
     PollOutcome,
@@ -46,10 +48,10 @@ from seedwatch.schedule import (
     publishing_gap,
 )
 from seedwatch.storage import queries
-from seedwatch.storage.feeds import FeedHealth, PollState, get_poll_state, put_poll_state
+from seedwatch.storage.feeds import FeedHealth, PollContext, PollState, poll_context
 from seedwatch.storage.leases import renew_feed_lease
 from seedwatch.textutil import html_to_text, one_line
-from seedwatch.types import FeedRef, FetchResult, ProcessedItem, StoreOutcome
+from seedwatch.types import FeedRef, FetchResult, Item, StoreOutcome
 
 log = logging.getLogger(__name__)
 
@@ -130,34 +132,51 @@ class _Seen:
     done: Processed | None = None
     outcome: StoreOutcome = field(default_factory=StoreOutcome)
     # Read once before the fetch and reused when recording (the feed is leased to us).
-    prior: PollState | None = None
-    stored_interval: float | None = None
+    context: PollContext | None = None
 
 
 def _status_class(status: int | None) -> str:
     return f"{status // 100}xx" if status and 100 <= status < 600 else "none"
 
 
+_intervals: tuple[object, dict[str, float]] | None = None
+
+
 def _configured_interval(rt: Runtime, feed: FeedRef) -> float | None:
     """The interval the config writes for this very feed; it wins over the observed rate."""
-    for f in rt.config.feeds:
-        if f.interval is not None and (f.name == feed.name or f.url == feed.url):
-            return f.interval
-    return None
+    global _intervals
+    # A table per config (rebuilt when a reload swaps the config): a scan of every [[feed]]
+    # per poll is quadratic in the number of feeds (10,000 feeds: seconds per round).
+    cached = _intervals
+    if cached is None or cached[0] is not rt.config:
+        table: dict[str, float] = {}
+        for f in rt.config.feeds:
+            if f.interval is not None:
+                table.setdefault(f"name:{f.name}", f.interval)
+                table.setdefault(f"url:{f.url}", f.interval)
+        cached = _intervals = (rt.config, table)
+    table = cached[1]
+    return table.get(f"name:{feed.name}", table.get(f"url:{feed.url}"))
 
 
-def poll_feed(rt: Runtime, feed: FeedRef, *, force: bool = False) -> StoreOutcome:
-    """Poll one feed end to end. Raises the FeedError it recorded when the poll failed."""
+def poll_feed(
+    rt: Runtime, feed: FeedRef, *, force: bool = False, context: PollContext | None = None
+) -> StoreOutcome:
+    """Poll one feed end to end. Raises the FeedError it recorded when the poll failed.
+
+    ``context``: the feed's poll context when the caller has just read it (renewing the
+    lease reads it in the same statement)."""
     cfg = rt.config
-    seen = _Seen()
+    seen = _Seen(context=context)
     error: FeedError | None = None
     started = time.monotonic()
     try:
-        with rt.sessions() as s:
-            seen.prior = prior = get_poll_state(s, feed.id)
-            seen.stored_interval = queries.feed_interval(s, feed.id)
-        interval = seen.stored_interval or cfg.schedule.interval
-        full = force or full_fetch_due(prior.full_at, rt.clock.now(), interval)
+        if seen.context is None:
+            with rt.sessions() as s:
+                seen.context = poll_context(s, feed.id)
+        ctx = seen.context
+        interval = ctx.interval or cfg.schedule.interval
+        full = force or full_fetch_due(ctx.state.full_at, rt.clock.now(), interval)
         with rt.limiter.slot(feed.url):
             seen.result = fetch(_session(rt), feed, cfg.http, force=full)
         metrics.observe_stage("fetch", time.monotonic() - started)
@@ -173,19 +192,28 @@ def poll_feed(rt: Runtime, feed: FeedRef, *, force: bool = False) -> StoreOutcom
             t0 = time.monotonic()
             big = len(result.body) > LARGE_BODY
             with _large_parse_slot() if big else contextlib.nullcontext():
-                seen.done = process(
-                    feed, result, now=now, scorer=rt.classifier, matcher=rt.watchlist
+                prepared = rt.prepare_pool.prepare(
+                    feed, result, now=now, analyzer=rt.classifier.analyzer,
+                    stories=rt.stories.settings,
                 )
+            seen.done = judge(feed, prepared, scorer=rt.classifier, matcher=rt.watchlist)
             metrics.observe_stage("process", time.monotonic() - t0)
             t0 = time.monotonic()
             rules = [r.config for r in rt.watchlist.rules]
+            prints = dict(zip((it.key for it in prepared.items), prepared.fingerprints,
+                              strict=True))
+
+            def story_of(item: Item) -> int | None:
+                found = rt.stories.match(prints[item.key])
+                return found.story_id if found else None
+
             with rt.write_lock, rt.sessions() as s:
                 seen.outcome = queries.store_batch(
                     s,
                     feed.id,
                     seen.done.items,
                     now=now,
-                    story_lookup=rt.stories.find,
+                    story_lookup=story_of,
                     # Digest rules and quiet hours hold their alerts until they may go out.
                     not_before=not_before_for(rules, now),
                     follow_up={
@@ -193,7 +221,7 @@ def poll_feed(rt: Runtime, feed: FeedRef, *, force: bool = False) -> StoreOutcom
                     },
                 )
             if seen.outcome.new_items:
-                _index_new(rt, seen.outcome, seen.done.items)
+                _index_new(rt, seen.outcome, seen.done)
             metrics.observe_stage("store", time.monotonic() - t0)
     except FeedError as e:
         error = e
@@ -232,19 +260,22 @@ def poll_feed(rt: Runtime, feed: FeedRef, *, force: bool = False) -> StoreOutcom
     return outcome
 
 
-def _index_new(
-    rt: Runtime, outcome: StoreOutcome, processed: Sequence[ProcessedItem]
-) -> None:
+def _index_new(rt: Runtime, outcome: StoreOutcome, done: Processed) -> None:
     """Teach the story index and the classifier the items just stored."""
+    prepared = done.prepared
     with rt.write_lock, rt.sessions() as s:
         stories = queries.story_ids_by_key(s, outcome.new_items)
-        for p in processed:
-            story_id = stories.get(p.item.key)
+        learnt: list[Analysis] = []
+        for item, fp, analysis in zip(
+            prepared.items, prepared.fingerprints, prepared.analyses, strict=True
+        ):
+            story_id = stories.get(item.key)
             if story_id is None:  # a duplicate, not stored
                 continue
-            rt.stories.add(p.item, story_id)
-            # The classifier learns word statistics and its calibration from the stream.
-            rt.classifier.observe(p.item.title, p.item.text)
+            rt.stories.add_fingerprint(fp, story_id)
+            learnt.append(analysis)
+        # The classifier learns word statistics and its calibration from the stream.
+        rt.classifier.observe_analyzed(learnt)
 
 
 def _learn(prior: PollState, seen: _Seen, now: datetime) -> PollState:
@@ -255,7 +286,7 @@ def _learn(prior: PollState, seen: _Seen, now: datetime) -> PollState:
         st = replace(st, full_at=now)
     done = seen.done
     if done is not None:
-        dates = [d for it in done.feed.items if (d := it.published or it.updated) is not None]
+        dates = done.prepared.dates
         candidates = [min(d, now) for d in dates]
         if prior.newest is not None:
             candidates.append(min(prior.newest, now))
@@ -263,7 +294,8 @@ def _learn(prior: PollState, seen: _Seen, now: datetime) -> PollState:
             candidates.append(now)  # undated items: something new appeared now
         newest = max(candidates) if candidates else None
         gap = publishing_gap(dates, now=now)
-        ttl = done.feed.ttl_minutes * 60.0 if done.feed.ttl_minutes else None
+        feed = done.prepared.feed
+        ttl = feed.ttl_minutes * 60.0 if feed.ttl_minutes else None
         st = replace(st, newest=newest, gap=gap if gap is not None else prior.gap, ttl=ttl)
     return st
 
@@ -274,8 +306,8 @@ def _record(rt: Runtime, feed: FeedRef, seen: _Seen, error: FeedError | None) ->
     result = seen.result
     done = seen.done
     with rt.write_lock, rt.sessions() as s:
-        prior = seen.prior if seen.prior is not None else get_poll_state(s, feed.id)
-        prior_errors = queries.feed_error_count(s, feed.id)
+        ctx = seen.context if seen.context is not None else poll_context(s, feed.id)
+        prior = ctx.state
         state = _learn(prior, seen, now) if error is None else prior
         lifetimes = [state.ttl] if state.ttl else []
         if error is None and result is not None:
@@ -285,7 +317,7 @@ def _record(rt: Runtime, feed: FeedRef, seen: _Seen, error: FeedError | None) ->
         retry_after = error.retry_after if isinstance(error, HTTPStatusError) else None
         po = PollOutcome(
             ok=error is None,
-            error_count=prior_errors + 1 if error else 0,
+            error_count=ctx.error_count + 1 if error else 0,
             retry_after=retry_after,
             ttl=max(lifetimes) if lifetimes else None,
         )
@@ -293,19 +325,22 @@ def _record(rt: Runtime, feed: FeedRef, seen: _Seen, error: FeedError | None) ->
         if interval is None:
             interval = adaptive_interval(state.gap, cfg.schedule)
         if interval is None:
-            interval = (
-                seen.stored_interval if seen.prior is not None
-                else queries.feed_interval(s, feed.id)
-            )
+            interval = ctx.interval
         when = next_check(now, po, interval=interval, schedule=cfg.schedule, rng=rt.rng)
         # feedparser hands titles over as (sanitized) HTML; the feed's title is shown in
         # alerts and `status`, so it is stored as one line of plain text like item titles.
-        title = one_line(html_to_text(done.feed.title))[:MAX_TITLE] if done is not None else ""
+        title = (
+            one_line(html_to_text(done.prepared.feed.title))[:MAX_TITLE] if done is not None
+            else ""
+        )
+        stale = error is None and is_stale(state.newest, state.gap, now, last_success=now)
+        if error is None:
+            state = replace(state, stale=stale)
         health = queries.record_fetch(
             s, feed.id, now=now, next_check=when, result=result if error is None else None,
             error=error, title=title or None, failing_after=cfg.schedule.failing_after,
+            context=ctx, poll_state=state,
         )
-        stale = error is None and is_stale(state.newest, state.gap, now, last_success=now)
         op = cfg.operator_channel
         if op:
             _tell_operator(s, rt, feed, op, error, health, now)
@@ -319,10 +354,6 @@ def _record(rt: Runtime, feed: FeedRef, seen: _Seen, error: FeedError | None) ->
                           "its usual rate."),
                     now=now,
                 )
-        if error is None:
-            state = replace(state, stale=stale)
-        if state != prior:
-            put_poll_state(s, feed.id, state, now)
         s.commit()
 
 
@@ -374,32 +405,38 @@ def poll_due(
     report = PassReport()
     cfg = rt.config
     metrics.refresh_gauges(rt.sessions, rt.clock.now(), min_age=metrics.GAUGE_REFRESH)
+    claimed_at = rt.clock.now()
     with rt.write_lock, rt.sessions() as s:
         feeds = queries.claim_due_feeds(
-            s, rt.clock.now(), limit=max(cfg.schedule.workers * 16, 64), owner=rt.owner,
+            s, claimed_at, limit=max(cfg.schedule.workers * 16, 64), owner=rt.owner,
             lease=cfg.schedule.lease, all_feeds=all_feeds,
         )
     report.feeds = len(feeds)
     if not feeds:
         return report
     lock = threading.Lock()
+    # A feed waiting in this pass for a worker may outlive its lease, and another daemon may
+    # claim it meanwhile. Past a quarter of the lease it is renewed (and skipped if that
+    # fails) before the fetch; sooner, the claim itself still has three quarters to run.
+    renew_after = claimed_at + timedelta(seconds=cfg.schedule.lease / 4)
 
     def one(feed: FeedRef) -> None:
         if stop is not None and stop.is_set():
             return  # left due: its lease expires and the next start polls it
-        # A feed waiting in this pass for a worker may have outlived its lease, and another
-        # daemon may have claimed it meanwhile: renew first, and skip it if that failed.
-        with rt.sessions() as s:
-            ours = renew_feed_lease(
-                s, feed.id, owner=rt.owner, now=rt.clock.now(), lease=cfg.schedule.lease
-            )
-        if not ours:
-            log.info("poll: lease lost, skipping feed=%s", feed.name)
-            return
+        now = rt.clock.now()
+        context: PollContext | None = None
+        if now >= renew_after:
+            with rt.sessions() as s:
+                context = renew_feed_lease(
+                    s, feed.id, owner=rt.owner, now=now, lease=cfg.schedule.lease
+                )
+            if context is None:
+                log.info("poll: lease lost, skipping feed=%s", feed.name)
+                return
         res: StoreOutcome | None = None
         err: FeedError | None = None
         try:
-            res = poll_feed(rt, feed, force=all_feeds)
+            res = poll_feed(rt, feed, force=all_feeds, context=context)
         except FeedError as e:
             err = e
         except SeedwatchError as e:  # recording itself failed (database down): lease expires

@@ -27,6 +27,7 @@ from seedwatch.config import load_config, load_watchlist
 from seedwatch.config.load import check_rule_channels
 from seedwatch.config.model import Config
 from seedwatch.errors import SeedwatchError
+from seedwatch.parallel import PreparePool, default_workers
 from seedwatch.politeness import HostLimiter
 from seedwatch.rules import Watchlist, compile_watchlist
 from seedwatch.storage import queries
@@ -88,6 +89,8 @@ class Runtime:
     # "database is locked" under the worker pool, and keeps story lookup + index update atomic.
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     stamps: dict[str, tuple[tuple[str, int, int], ...]] = field(default_factory=dict)
+    # Parses in worker processes; inline (workers=0) unless start() sets it from the config.
+    prepare_pool: PreparePool = field(default_factory=lambda: PreparePool(0))
 
     @classmethod
     def start(cls, config_path: Path, *, clock: Clock | None = None) -> Runtime:
@@ -108,6 +111,11 @@ class Runtime:
             limiter=HostLimiter(config.http.per_host, config.http.host_gap),
             stories=StoryIndex(StorySettings()),
             clock=clock or SystemClock(),
+            prepare_pool=PreparePool(
+                default_workers()
+                if config.schedule.parse_workers is None
+                else config.schedule.parse_workers
+            ),
         )
         rt.stamps = rt._current_stamps()
         with rt.sessions() as s:
@@ -118,6 +126,7 @@ class Runtime:
         return rt
 
     def close(self) -> None:
+        self.prepare_pool.close()
         self.engine.dispose()
 
     def rebuild_story_index(self) -> int:
