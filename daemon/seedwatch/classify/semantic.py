@@ -146,8 +146,16 @@ class SemanticClassifier(Classifier):
     def score_many(self, analyses: Sequence[Analysis]) -> list[Score]:
         scores = super().score_many(analyses)
         todo = [i for i, s in enumerate(scores) if s.topic in self._sem and s.score >= PREFILTER]
-        if any(not analyses[i].text and analyses[i].stems for i in todo):
-            raise ValueError("the semantic backend needs analyses made by its own .analyzer")
+        # An analysis without its text (made by plain analyze(), e.g. before a switch of
+        # backend) keeps its lexical score: better than failing the batch.
+        blind = {i for i in todo if not analyses[i].text and analyses[i].stems}
+        if blind:
+            log.warning(
+                "semantic backend: %d analyses without their text kept lexical scores; "
+                "analyse with Classifier.analyzer",
+                len(blind),
+            )
+            todo = [i for i in todo if i not in blind]
         emb = self._embed([analyses[i].text for i in todo])
         for row, i in enumerate(todo):
             s = scores[i]
