@@ -427,6 +427,71 @@ def test_deadline_spans_redirect_hops(srv: FeedServer) -> None:
         get(srv.url("/slow"), http_config(deadline=1.5, max_redirects=5))
 
 
+def test_deadlines_share_one_watchdog_thread(srv: FeedServer) -> None:
+    srv.add("/wd.xml", body=FEED)
+    http = http_config()
+    with make_session(http) as session:
+        for _ in range(20):
+            fetch(session, FeedRef(1, srv.url("/wd.xml"), "f"), http)
+    names = [t.name for t in threading.enumerate()]
+    assert names.count("fetch-deadlines") == 1
+    assert not any(isinstance(t, threading.Timer) for t in threading.enumerate())
+
+
+# --- keep-alive ----------------------------------------------------------------------------
+
+
+def answer(ports: list[int], hang_up_after: int | None = None) -> Callable[..., None]:
+    """A handler noting each request's connection (client port); 304 for ETag "v1", else 200.
+    With ``hang_up_after``, a connection's later requests get no answer: the server closed
+    the idle connection just as the client reused it."""
+
+    def handler(req: BaseHTTPRequestHandler) -> None:
+        served = getattr(req, "served", 0)
+        req.served = served + 1  # type: ignore[attr-defined]
+        if hang_up_after is not None and served >= hang_up_after:
+            req.close_connection = True
+            return
+        ports.append(req.client_address[1])
+        fresh = req.headers.get("If-None-Match") != '"v1"'
+        body = FEED.encode() if fresh else b""
+        req.send_response(200 if fresh else 304)
+        req.send_header("ETag", '"v1"')
+        if fresh:
+            req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+    return handler
+
+
+def test_connection_is_reused_across_fetches_of_a_host(srv: FeedServer) -> None:
+    ports: list[int] = []
+    srv.add("/ka.xml", handler=answer(ports))
+    srv.add("/ka-404", status=404, body=b"gone fishing")
+    http = http_config()
+    with make_session(http) as session:
+        ref = FeedRef(1, srv.url("/ka.xml"), "f", etag='"v1"')
+        statuses = [fetch(session, ref, http, force=i % 3 == 0).status for i in range(9)]
+        with pytest.raises(HTTPStatusError):
+            fetch(session, FeedRef(2, srv.url("/ka-404"), "g"), http)
+        assert fetch(session, ref, http).status == 304
+    assert statuses == [200, 304, 304] * 3
+    assert len(set(ports[:9])) == 1  # 304s and 200s on one connection
+    # The 404's body was never read (it could take the server forever): that one closed.
+    assert ports[9] != ports[0]
+
+
+def test_reused_connection_closed_by_the_server_is_retried_once(srv: FeedServer) -> None:
+    ports: list[int] = []
+    srv.add("/ka-hangup.xml", handler=answer(ports, hang_up_after=1))
+    http = http_config()
+    with make_session(http) as session:
+        ref = FeedRef(1, srv.url("/ka-hangup.xml"), "f", etag='"v1"')
+        assert [fetch(session, ref, http).status for _ in range(3)] == [304] * 3
+    assert len(set(ports)) == 3  # each reuse met a hang-up and went on on a fresh connection
+
+
 # --- error statuses ----------------------------------------------------------------------
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import socket
 import ssl
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -194,7 +196,21 @@ def _fetch(
                 elapsed=time.monotonic() - started,
             )
         finally:
-            resp.close()
+            _release(resp, deadline)
+
+
+def _release(resp: requests.Response, deadline: _Deadline) -> None:
+    """Give the connection back to the session's pool when the answer has ended cleanly (a
+    304, an empty body, a body read to its end), so that the next fetch from the host skips
+    the TCP and TLS handshakes; otherwise close it. Reading even a short rest could wait on
+    a server that never sends it, so nothing more is read."""
+    raw = resp.raw
+    if not deadline.expired and raw.length_remaining == 0:
+        with contextlib.suppress(Urllib3Error, OSError, HTTPException):
+            raw.read(decode_content=False)  # marks it complete: urllib3 pools it
+        if raw.connection is None and deadline.last is not None:
+            _pooled.add(deadline.last)
+    resp.close()
 
 
 def _check_scheme(url: str) -> None:
@@ -249,28 +265,50 @@ def _send(
     http: HttpConfig,
     deadline: _Deadline,
 ) -> requests.Response:
-    remaining = deadline.remaining()
-    if remaining <= 0:
-        raise DeadlineError(url, f"no complete answer within {http.deadline:g} s")
-    timeout = (min(http.connect_timeout, remaining), remaining)
-    try:
-        resp = session.get(
-            url, headers=headers, allow_redirects=False, stream=True, timeout=timeout
-        )
-    except BlockedAddressError as e:
-        raise BlockedAddressError(url, e.message) from e
-    except (requests.RequestException, OSError, HTTPException) as e:
-        if deadline.passed():
-            raise DeadlineError(url, f"no complete answer within {http.deadline:g} s") from e
-        raise FetchError(url, describe_network_error(e)) from e
-    except (ValueError, UnicodeError) as e:
-        raise FetchError(url, "invalid URL") from e
+    retried = False
+    while True:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise DeadlineError(url, f"no complete answer within {http.deadline:g} s")
+        timeout = (min(http.connect_timeout, remaining), remaining)
+        try:
+            resp = session.get(
+                url, headers=headers, allow_redirects=False, stream=True, timeout=timeout
+            )
+            break
+        except BlockedAddressError as e:
+            raise BlockedAddressError(url, e.message) from e
+        except (requests.RequestException, OSError, HTTPException) as e:
+            if deadline.passed():
+                raise DeadlineError(url, f"no complete answer within {http.deadline:g} s") from e
+            if not retried and _lost_pooled_connection(deadline, e):
+                # The server closed the idle connection as we reused it: what a fresh
+                # connection would have avoided, so one more try (browsers do the same).
+                retried = True
+                continue
+            raise FetchError(url, describe_network_error(e)) from e
+        except (ValueError, UnicodeError) as e:
+            raise FetchError(url, "invalid URL") from e
     if deadline.expired:
         # The watchdog's shutdown reads as EOF, which http.client may take for the end of
         # the headers: whatever arrived is truncated.
         resp.close()
         raise DeadlineError(url, f"no complete answer within {http.deadline:g} s")
     return resp
+
+
+# Sockets that carried a whole answer and went back to a pool. A request that fails on one
+# before any answer met a server closing the idle connection just as we reused it.
+_pooled: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+_HUNG_UP = (RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+def _lost_pooled_connection(deadline: _Deadline, exc: BaseException) -> bool:
+    sock = deadline.last
+    if sock is None or sock not in _pooled:
+        return False
+    _pooled.discard(sock)
+    return any(isinstance(e, _HUNG_UP) for e in _causes(exc))
 
 
 def _status_error(url: str, resp: requests.Response) -> HTTPStatusError:
@@ -423,13 +461,12 @@ class _Deadline:
     """One wall-clock budget for a whole fetch; when it runs out, its sockets are shut down."""
 
     def __init__(self, seconds: float) -> None:
-        self.expires = time.monotonic() + seconds
+        self.expires = time.monotonic() + max(seconds, 0.0)
         self.expired = False
         self._lock = threading.Lock()
         self._sockets: dict[int, socket.socket] = {}
-        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        self.last: socket.socket | None = None  # the socket the latest request went out on
+        _watchdog.watch(self, max(seconds, 0.0))
 
     def remaining(self) -> float:
         return self.expires - time.monotonic()
@@ -441,12 +478,13 @@ class _Deadline:
 
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
+            self.last = sock
             if self.expired:
                 _shutdown(sock)
             else:
                 self._sockets[id(sock)] = sock
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
             self.expired = True
             socks = list(self._sockets.values())
@@ -454,9 +492,65 @@ class _Deadline:
             _shutdown(sock)
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        _watchdog.forget(self)
         with self._lock:
             self._sockets.clear()
+            self.last = None
+
+
+class _Watchdog:
+    """One thread for the deadlines of every fetch in the process (a thread started per fetch
+    cost a tenth of a 304's CPU). It sleeps until the earliest live deadline and expires
+    what has passed. With nothing live it sleeps for the shortest budget it has seen, so a
+    deadline set meanwhile can only fall due after it wakes: most fetches never wake it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._live: set[_Deadline] = set()
+        self._wake_at = float("inf")
+        self._shortest = float("inf")
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: _Deadline, seconds: float) -> None:
+        with self._cond:
+            self._live.add(deadline)
+            self._shortest = min(self._shortest, seconds)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="fetch-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif deadline.expires < self._wake_at:
+                self._cond.notify()
+
+    def forget(self, deadline: _Deadline) -> None:
+        with self._cond:
+            self._live.discard(deadline)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [d for d in self._live if d.expires <= now]
+                self._live.difference_update(due)
+                if not due:
+                    self._wake_at = min(
+                        (d.expires for d in self._live), default=now + self._shortest
+                    )
+                    self._cond.wait(self._wake_at - now)
+                    continue
+            for d in due:
+                d.expire()
+
+
+def _new_watchdog() -> None:
+    global _watchdog
+    _watchdog = _Watchdog()
+
+
+_watchdog = _Watchdog()
+# A forked child has no watchdog thread (and maybe a lock held by a thread it lacks).
+os.register_at_fork(after_in_child=_new_watchdog)
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -466,9 +560,8 @@ def _shutdown(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def describe_network_error(exc: BaseException) -> str:
-    """A short message for a network failure, without the URL (requests puts it, query and
-    all, into its messages)."""
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every error inside it, outermost first."""
     seen: set[int] = set()
     todo: list[BaseException] = [exc]
     chain: list[BaseException] = []
@@ -482,6 +575,13 @@ def describe_network_error(exc: BaseException) -> str:
         for nxt in (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args):
             if isinstance(nxt, BaseException):
                 todo.append(nxt)
+    return chain
+
+
+def describe_network_error(exc: BaseException) -> str:
+    """A short message for a network failure, without the URL (requests puts it, query and
+    all, into its messages)."""
+    chain = _causes(exc)
     for e in chain:
         if isinstance(e, socket.gaierror):
             return "DNS lookup failed"
