@@ -168,9 +168,29 @@ def run_seedwatch(urls: list[str], workdir: Path, parse_workers: int | None) -> 
         total += report.new_items
         if report.feeds == 0:
             break
+    workers_mb = workers_peak_mb()
     rt.close()  # waits for the worker processes, so that their CPU is counted
     wall, cpu = time.perf_counter() - t0, cpu_self_and_children() - c0
-    return {"items": total, "wall": wall, "cpu": cpu}
+    return {"items": total, "wall": wall, "cpu": cpu, "worker_peak_mb": workers_mb}
+
+
+def workers_peak_mb() -> float:
+    """The largest peak RSS (VmHWM) among this process's live children: the parse workers.
+
+    Not RUSAGE_CHILDREN: its ru_maxrss keeps the pre-exec size of a spawned child, which is
+    this whole process at the moment of the fork."""
+    import psutil
+
+    peaks = [0.0]
+    for child in psutil.Process().children():
+        try:
+            status = Path(f"/proc/{child.pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks)
 
 
 def run_reader(urls: list[str], workdir: Path, parse_workers: int | None) -> dict[str, float]:
@@ -192,8 +212,7 @@ def child(which: str, urls_file: str, workdir: str, parse_workers: str) -> None:
     fn = run_seedwatch if which == "seedwatch" else run_reader
     out = fn(urls, Path(workdir), None if parse_workers == "auto" else int(parse_workers))
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    # ru_maxrss of RUSAGE_CHILDREN is the largest of the waited-for children.
-    out["worker_peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    out.setdefault("worker_peak_mb", 0.0)
     print(json.dumps(out))
 
 

@@ -1,0 +1,111 @@
+"""parallel.PreparePool: the worker processes give what the calling thread would, errors come
+back as the same FeedError, and a worker that dies costs one feed a recorded error, not the pool."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import astuple
+from datetime import UTC, datetime
+
+import pytest
+
+from seedwatch.classify import analyze
+from seedwatch.errors import ParseError
+from seedwatch.parallel import INLINE_BELOW, PreparePool
+from seedwatch.pipeline import Prepared, prepare
+from seedwatch.stories.settings import StorySettings
+from seedwatch.types import FeedRef, FetchResult
+
+FEED = FeedRef(id=7, url="http://news.test/feed.xml", name="news")
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+SETTINGS = StorySettings()
+
+
+def _rss(n: int) -> bytes:
+    items = "".join(
+        f"<item><title>Border guards of Tajikistan report incident {i}</title>"
+        f"<link>http://news.test/{i}</link><guid>g{i}</guid>"
+        f"<pubDate>Sat, 28 Nov 2026 {i % 12:02d}:00:00 GMT</pubDate>"
+        f"<description>&lt;p&gt;Officials in Dushanbe said {i} militants crossed the "
+        f"border near Khorog; the security service opened a case.&lt;/p&gt;</description></item>"
+        for i in range(n)
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>News</title>'
+        f"<link>http://news.test/</link><ttl>30</ttl>{items}</channel></rss>"
+    ).encode()
+
+
+def _result(body: bytes) -> FetchResult:
+    return FetchResult(
+        requested_url=FEED.url, url=FEED.url, status=200,
+        headers=(("content-type", "application/rss+xml"),), body=body,
+    )
+
+
+def _comparable(p: Prepared) -> tuple[object, ...]:
+    # Fingerprints hold numpy arrays (no ==): compare their fields as lists.
+    prints = tuple(
+        tuple(v.tolist() if hasattr(v, "tolist") else v for v in astuple(fp))
+        for fp in p.fingerprints
+    )
+    return (p.feed, p.dates, p.items, p.analyses, prints)
+
+
+@pytest.fixture
+def pool() -> Iterator[PreparePool]:
+    p = PreparePool(2)
+    yield p
+    p.close()
+
+
+def _run(pool: PreparePool, body: bytes) -> Prepared:
+    return pool.prepare(FEED, _result(body), now=NOW, analyzer=analyze, stories=SETTINGS)
+
+
+def test_worker_gives_what_the_calling_thread_gives(pool: PreparePool) -> None:
+    body = _rss(20)
+    assert len(body) >= INLINE_BELOW
+    inline = prepare(FEED, _result(body), now=NOW, analyzer=analyze, stories=SETTINGS)
+    before = set(multiprocessing.active_children())
+    remote = _run(pool, body)
+    assert set(multiprocessing.active_children()) - before, "no worker process was started"
+    assert len(remote.items) == 20
+    assert remote.feed.items == ()  # the raw entries stay in the worker
+    assert remote.feed.ttl_minutes == 30 and len(remote.dates) == 20
+    assert _comparable(remote) == _comparable(inline)
+
+
+def test_parse_error_in_a_worker_comes_back_as_parse_error(pool: PreparePool) -> None:
+    body = b"<html><body>" + b"not a feed " * (INLINE_BELOW // 8) + b"</body></html>"
+    with pytest.raises(ParseError) as raised:
+        _run(pool, body)
+    assert raised.value.url == FEED.url
+    assert raised.value.message
+
+
+def test_a_dead_worker_costs_one_feed_then_the_pool_is_rebuilt(pool: PreparePool) -> None:
+    _run(pool, _rss(20))  # starts the workers
+    workers = [p for p in multiprocessing.active_children() if p.pid is not None]
+    assert workers
+    for p in workers:
+        assert p.pid is not None
+        os.kill(p.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(p.is_alive() for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(ParseError, match="parser process died"):
+        _run(pool, _rss(20))
+    assert len(_run(pool, _rss(20)).items) == 20
+
+
+def test_inline_pool_starts_no_process() -> None:
+    pool = PreparePool(0)
+    before = set(multiprocessing.active_children())
+    assert len(_run(pool, _rss(20)).items) == 20
+    assert set(multiprocessing.active_children()) == before
+    pool.close()
