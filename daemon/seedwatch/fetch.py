@@ -272,9 +272,7 @@ def _send(
             raise DeadlineError(url, f"no complete answer within {http.deadline:g} s")
         timeout = (min(http.connect_timeout, remaining), remaining)
         try:
-            resp = session.get(
-                url, headers=headers, allow_redirects=False, stream=True, timeout=timeout
-            )
+            resp = _get(session, url, headers, timeout)
             break
         except BlockedAddressError as e:
             raise BlockedAddressError(url, e.message) from e
@@ -295,6 +293,25 @@ def _send(
         resp.close()
         raise DeadlineError(url, f"no complete answer within {http.deadline:g} s")
     return resp
+
+
+def _get(
+    session: requests.Session, url: str, headers: dict[str, str], timeout: tuple[float, float]
+) -> requests.Response:
+    """``session.get(url, allow_redirects=False, stream=True)`` straight through the session's
+    adapter: what Session.request adds (environment settings, cookies, hooks, redirects) is
+    all off for us, and merging it cost a fifth of a 304's CPU."""
+    req = requests.PreparedRequest()
+    req.prepare(method="GET", url=url, headers={**session.headers, **headers})
+    adapter = session.get_adapter(url)
+    return adapter.send(
+        req,
+        stream=True,
+        timeout=timeout,
+        verify=True if session.verify is None else session.verify,
+        cert=session.cert,
+        proxies=session.proxies,
+    )
 
 
 # Sockets that carried a whole answer and went back to a pool. A request that fails on one
