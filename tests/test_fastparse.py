@@ -21,11 +21,15 @@ from pathlib import Path
 from xml.parsers import expat
 
 import pytest
+from feedparser.urls import _urljoin
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seedwatch import fastparse
 from seedwatch.errors import ParseError
 from seedwatch.normalize import normalize_feed
 from seedwatch.parse import parse, prepare, read_document
+from seedwatch.textutil import html_to_text
 from seedwatch.types import FeedRef, FetchResult, Item, ParsedFeed
 from tests.conftest import ROOT, need_corpus
 from tests.test_corpus_parse import _headers
@@ -82,6 +86,7 @@ RSS = """<?xml version="1.0" encoding="utf-8"?>
     <pubDate>Sat, 28 Nov 2026 09:30:00 +0300</pubDate>
     <category domain="x">security</category><category>CIS</category>
     <dc:creator>Desk</dc:creator>
+    <source url="http://agency.example.org/rss">Agency &lt;i&gt;wire&lt;/i&gt;</source>
     <media:content url="http://cdn.example.org/v.mp4"><media:title>clip</media:title></media:content>
   </item>
   <item>
@@ -110,6 +115,8 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?>
     <published>2026-11-26T10:00:00+05:00</published>
     <author><name>Aigerim</name><email>a@example.org</email></author>
     <category term="politics" label="Politics"/>
+    <source><title>Elsewhere</title><id>urn:other</id><link href="http://o.example.org/"/>
+      <author><name>Other</name></author></source>
     <summary type="text">1 &lt; 2 &amp; so on</summary>
     <content type="html">&lt;p xml:lang="ru"&gt;Body&lt;/p&gt;</content>
   </entry>
@@ -162,6 +169,7 @@ def test_fast_path_fields() -> None:
     assert entry.language == "kk"
 
 
+XHTML_BODY = "<xhtml:body xmlns:xhtml='http://www.w3.org/1999/xhtml'>b</xhtml:body>"
 GEO = "<georss:point xmlns:georss='http://www.georss.org/georss'>1 2</georss:point>"
 
 
@@ -169,7 +177,7 @@ GEO = "<georss:point xmlns:georss='http://www.georss.org/georss'>1 2</georss:poi
     ("doc", "why"),
     [
         (RSS.replace("</channel>", ""), "not well-formed"),
-        (RSS.replace("<channel>", "<channel><source url='x'>s</source>", 1), "<source>"),
+        (RSS.replace("<item>", f"<item>{XHTML_BODY}", 1), "xhtml:body"),
         (ATOM.replace('type="text">plain', 'type="xhtml">plain'), "XHTML content"),
         (ATOM.replace('<summary type="text">', '<summary type="text" mode="escaped">'), "mode"),
         ("<html><body>no feed</body></html>", "unknown root"),
@@ -231,6 +239,50 @@ def test_generated_bench_feeds_take_the_fast_path() -> None:
         result = fetched(cold_start.make_feed(number, 20), content_type="application/rss+xml")
         assert takes_fast_path(result)
         assert len(assert_same(result).items) == 20
+
+
+# Pieces of the HTML feeds put in descriptions: tags the sanitizer keeps, drops, empties or
+# rewrites, entities it keeps or breaks, comments, stray "<" and "&".
+HTML_PIECES = [
+    "<p>", "</p>", "<br>", "</br>", "<br/>", '<img alt="pic" src="/a.png">', "<img alt='y'/>",
+    "<script>", "</script>", "<b>", "</b>", "<div/>", "<main>", "</main>", "<title>", "</title>",
+    "&amp;", "&foo;", "&copy", "&copy;", "&#150;", "&#x2019;", "AT&T", " < ", ">", "word", " ",
+    "\n", "<!-- c -->", '<a href="u?a=1&b=2">', "</a>", "<A HREF='x'>", "<ul><li>", "</li>",
+    "<span class=x>", "</span>", "<pre>", "</pre>", '<h2 id="a">', "</h2>", "<figure>",
+    "<figcaption>", "</figcaption>", "</figure>", "<noscript>", "</noscript>", "<iframe src=x>",
+    "</iframe>", "&lt;p&gt;", "&lt;/p&gt;", "&nbsp;", "&apos;", "<p/>", "<input value=3>",
+    "<font color=red>", "</font>", "<o:p>", "<hr>", "&#0;", "\u00e9", "\u2019", "<em", 'x="y">',
+    "<table><tr><td>", "</td></tr></table>", "<style>", "</style>", "<svg>", "</svg>", "<q>",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(HTML_PIECES), max_size=25))
+def test_unsanitized_html_has_the_sanitized_plain_text(pieces: list[str]) -> None:
+    html = "".join(pieces)
+    base, kind = "http://news.example.org/a/", "text/html"
+    expected = html_to_text(fastparse._feedparser_html(html, base, kind))
+    assert html_to_text(fastparse._sanitized(html, base, kind)) == expected
+
+
+BASES = [
+    "http://h/", "http://h", "https://h.example.org/a/b", "http://h/a/b/", "http://h/a/b?q=1",
+    "http://h/a//b", "http://h/a/./b", "http://h/a/../b", "", "http://h:80/x/y.xml#f",
+    "HTTP://H/x", "ftp://h/x/", "http://[::1]/a", "http://h/a;p/b", "http://h/\u00e9/", "tag:x",
+]  # fmt: skip
+URIS = [
+    "x", "/x", "x/y", "./x", "../x", "x/../y", "//o/x", "x?q", "x#f", "?q", "#f", "http://o/p",
+    "https://o/p?a=1&b=2#f", "http://o/p?", "http://o/p#", "http://o", "HTTP://o/p", "tag:b,2:1",
+    "urn:uuid:1-2", "mailto:a@b", "javascript:x", "http:x", "ftp://o/x", "x y", "x;p", "a:b/c",
+    "x//y", "bench-0-1", "%7Ex", "\u00e9", "http://o/\u00e9", "http://o:8080/p", "http:///x",
+    "file:x", "x/", "/",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_uri_shortcuts_resolve_like_feedparser(base: str) -> None:
+    for uri in URIS:
+        assert fastparse._join(base, uri) == _urljoin(base, uri), uri
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,12 +25,13 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import uses_relative
 from xml.parsers import expat
 
 from feedparser.api import replace_doctype
 from feedparser.datetimes import _parse_date
 from feedparser.encodings import convert_to_utf8
-from feedparser.html import _cp1252
+from feedparser.html import _BaseHTMLProcessor, _cp1252
 from feedparser.mixin import _FeedParserMixin
 from feedparser.sanitizer import _HTMLSanitizer, _sanitize_html
 from feedparser.urls import _urljoin, make_safe_absolute_uri, resolve_relative_uris
@@ -60,6 +61,10 @@ _TAG_NAME = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)")
 # Outside tags: any "<" left, or an "&" that is neither a complete reference nor plain text.
 _LOOSE = re.compile(r"<|&(?!#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]*;|\s|$)")
 _ENTITY_NAME = re.compile(r"&([A-Za-z][A-Za-z0-9]*);")
+# The sanitizer drops end tags of void elements ("</br>"), which html.parser reads as breaks.
+_VOID_END = re.compile(
+    rf"</(?:{'|'.join(sorted(_BaseHTMLProcessor.elements_no_end_tag))})\b", re.IGNORECASE
+)
 # The sanitizer writes void elements self-closing, and html_to_text reads no alt text from a
 # self-closing <img/>: the same rewrite here keeps the plain text the same.
 _IMG = re.compile(r"(<img\b[^<>]*?)\s*/?>", re.IGNORECASE)
@@ -78,6 +83,7 @@ def _sanitized(value: str, base: str, content_type: str) -> str:
     outside = _TAG.sub(" ", value)
     if (
         _LOOSE.search(outside)
+        or _VOID_END.search(value)
         or any(name.lower() not in _KEPT_TAGS for name in _TAG_NAME.findall(value))
         or any(name not in _KEPT_ENTITIES for name in _ENTITY_NAME.findall(outside))
     ):
@@ -109,7 +115,7 @@ _WATCHED_KEYS = frozenset(
     {
         "id", "link", "links", "title", "title_detail", "summary", "summary_detail", "content",
         "author", "authors", "author_detail", "tags", "language", "published_parsed",
-        "updated_parsed", "image", "textinput", "guidislink", "source",
+        "updated_parsed", "image", "textinput", "guidislink",
     }
 )  # fmt: skip
 # Elements whose popped value someone reads (parse, or a handler here); the others are popped
@@ -127,15 +133,32 @@ def _map_content_type(content_type: str) -> str:
     return str(_M.map_content_type(content_type))
 
 
-# Absolute http(s) URLs that urljoin returns unchanged whatever the base (no empty query or
-# fragment, no ";params", plain ASCII host): most links in feeds. Saves a urljoin per link.
+# Shapes of URI whose urljoin result is known without running urljoin (most links, guids and
+# ids in feeds): absolute http(s) URLs it returns unchanged (no empty query or fragment, no
+# ";params", plain ASCII host); URIs of a non-hierarchical scheme ("tag:", "urn:"), returned
+# unchanged; plain relative paths (no dot segments, no "//", no query) against a plain base,
+# which only get appended to the base's directory.
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.:-]+(?:/[^?#;\s]*)?(?:\?[^#\s]+)?(?:#\S+)?")
+_OPAQUE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?!/)\S*")
+_PLAIN_BASE = re.compile(r"(https?://[A-Za-z0-9.:-]+)((?:/[^?#;\s/]+)*/?)(?:[?#]\S*)?")
+_PLAIN_PATH = re.compile(r"/?[A-Za-z0-9_~!$&'()*+,=@%-][A-Za-z0-9._~!$&'()*+,=@%/-]*")
 
 
 def _join(base: str, uri: str) -> str:
     """feedparser's resolve_uri: ``uri`` resolved against ``base``."""
     if _PLAIN_URL.fullmatch(uri):
         return uri
+    opaque = _OPAQUE.fullmatch(uri)
+    if opaque and opaque.group(1).lower() not in uses_relative:
+        return uri
+    plain = _PLAIN_BASE.fullmatch(base) if _PLAIN_PATH.fullmatch(uri) else None
+    if plain and "//" not in uri and "/./" not in f"/{uri}/" and "/../" not in f"/{uri}/":
+        site, path = plain.groups()
+        if "/./" in f"{path}/" or "/../" in f"{path}/":
+            return str(_urljoin(base, uri))
+        if uri.startswith("/"):
+            return site + uri
+        return site + path[: path.rfind("/") + 1] + uri if path else f"{site}/{uri}"
     return str(_urljoin(base or "", uri))
 
 
@@ -158,7 +181,8 @@ class _Reader:
         self.version = ""
         self.namespaces_in_use: dict[str, str] = {}
         self.namespacemap: dict[str | None, str] = {}
-        self.infeed = self.inentry = self.incontent = 0
+        self.infeed = self.inentry = self.incontent = self.insource = 0
+        self.sourcedata: Doc = {}
         self.inimage = self.intextinput = 0
         self.inauthor = self.incontributor = self.inpublisher = 0
         self.contentparams: Doc = {}
@@ -174,8 +198,9 @@ class _Reader:
         self.lang = baselang
         if baselang:
             self.feeddata["language"] = baselang.replace("_", "-")
-        self.names: dict[str, tuple[str, str, bool]] = {}
+        self.names: dict[str, tuple[str, str, bool, Start | None]] = {}
         self.bases: dict[tuple[str, str], str] = {}
+        self.settled: set[str] = set()  # bases that make_safe_absolute_uri leaves as they are
 
     # -- expat callbacks ----------------------------------------------------------------------
 
@@ -199,15 +224,15 @@ class _Reader:
         else:
             self.namespaces_in_use[prefix or ""] = uri
 
-    def _name(self, raw: str) -> tuple[str, str, bool]:
-        """feedparser's tag for expat's "uri local", its handler name, and whether unprefixed.
+    def _name(self, raw: str) -> tuple[str, str, bool, Start | None]:
+        """feedparser's tag for expat's "uri local", its handler name, whether it is unprefixed,
+        and its start handler; Fallback for an element this module does not transcribe.
 
         The tag as strict.py's startElementNS makes it, the name as mixin.unknown_starttag does.
         """
-        known = self.names.get(raw)
-        if known is not None:
-            return known
         namespace, _, local = raw.rpartition(" ")
+        if local.lower() in ("math", "svg") and namespace in (_MATHML, _SVG):
+            raise Fallback("inline MathML or SVG")  # feedparser gives them an xmlns attribute
         lower = namespace.lower()
         if "backend.userland.com/rss" in lower:
             namespace = lower = "http://backend.userland.com/rss"
@@ -223,16 +248,20 @@ class _Reader:
         tag = tag.lower()
         given, _, suffix = tag.rpartition(":")
         mapped = self.namespacemap.get(given, given)
-        found = (tag, f"{mapped}_{suffix}" if mapped else suffix, not mapped)
+        name = f"{mapped}_{suffix}" if mapped else suffix
+        handler = _START.get(name)
+        if handler is None and name in _ALL_HANDLERS and name not in _END:
+            raise Fallback(f"element feedparser handles and we do not: {name}")
+        if handler is None and name in _WATCHED_KEYS:
+            raise Fallback(f"unhandled element named like a field: {name}")
+        found = (tag, name, not mapped, handler)
         self.names[raw] = found
         return found
 
     @staticmethod
-    def _attrs(raw: str, attrs: dict[str, str]) -> dict[str, str]:
-        namespace, _, local = raw.rpartition(" ")
+    def _attrs(attrs: dict[str, str]) -> dict[str, str]:
+        """The attributes as strict.py and _normalize_attributes hand them to the handlers."""
         out: dict[str, str] = {}
-        if local.lower() in ("math", "svg") and namespace in (_MATHML, _SVG):
-            raise Fallback("inline MathML or SVG")
         qnames: list[tuple[str, str]] = []
         for key, value in attrs.items():
             ans, _, alocal = key.rpartition(" ")
@@ -248,11 +277,11 @@ class _Reader:
         return out
 
     def start(self, raw: str, attrs: dict[str, str]) -> None:
-        tag, name, unprefixed = self._name(raw)
+        tag, name, unprefixed, handler = self.names.get(raw) or self._name(raw)
         self.depth += 1
         lang = self.lang
         if attrs:
-            attrs_d = self._attrs(raw, attrs)
+            attrs_d = self._attrs(attrs)
             base = attrs_d.get("xml:base", attrs_d.get("base")) or self.baseuri
             self.baseuri = self._next_base(self.baseuri, base)
             given = attrs_d.get("xml:lang", attrs_d.get("lang"))
@@ -263,7 +292,8 @@ class _Reader:
             self.lang = lang
         else:
             attrs_d = {}
-            self.baseuri = self._next_base(self.baseuri, self.baseuri)
+            if self.baseuri not in self.settled:
+                self.baseuri = self._next_base(self.baseuri, self.baseuri)
         self.basestack.append(self.baseuri)
         self.langstack.append(lang)
         if self.incontent:
@@ -274,17 +304,10 @@ class _Reader:
             if tag not in ("title", "link", "description", "url", "href", "width", "height"):
                 self.inimage = 0
         if self.depth == 1 and tag not in _ROOTS:
-            raise Fallback(f"root element <{tag}>")
-        handler = _START.get(name)
+            raise Fallback(f"not a feed: root element <{tag}>")
         if handler is not None:
             handler(self, attrs_d)
-        elif name in _ALL_HANDLERS and name not in _END:
-            raise Fallback(f"element feedparser handles and we do not: {name}")
-        elif name in _WATCHED_KEYS:
-            raise Fallback(f"unknown element named like a field: {name}")
-        elif attrs_d:
-            pass  # feedparser stores the attributes under the element's name: nothing we read
-        else:
+        elif not attrs_d:  # with attributes, feedparser stores them under the name: unread
             self.push(name, 1)
 
     def _next_base(self, current: str, wanted: str) -> str:
@@ -296,10 +319,12 @@ class _Reader:
             else:
                 found = _urljoin(current, wanted)
             self.bases[key] = found = str(found)
+            if found == current == wanted:
+                self.settled.add(found)
         return found
 
     def end(self, raw: str) -> None:
-        name = self._name(raw)[1]
+        name = (self.names.get(raw) or self._name(raw))[1]
         handler = _END.get(name)
         if handler is not None:
             handler(self)
@@ -332,21 +357,20 @@ class _Reader:
         output = "".join(pieces)
         if strip_whitespace:
             output = output.strip()
-        if not expecting_text:
-            return output
-        if element not in _READ_VALUES:
-            return output
+        if not expecting_text or element not in _READ_VALUES:
+            return output  # nobody reads the value: feedparser's costly steps are skipped
         params = self.contentparams
         if element in _RELATIVE and output and (element != "id" or self.guidislink):
             output = _join(self.baseuri, output)
         plain = params.get("type") == "text/plain" and not self.version.startswith("atom")
         if plain and _M.looks_like_html(output):
             params["type"] = "text/html"
-        kind = _map_content_type(params.get("type", "text/html"))
+        kind = params.get("type", "text/html")  # mapped by push_content already
         if kind in _HTML_TYPES and element in _DANGEROUS and output:
-            # Feed-level fields are few: they get feedparser's exact treatment.
-            convert = _sanitized if self.inentry else _feedparser_html
-            output = convert(output, self.baseuri, params.get("type", "text/html"))
+            if self.inentry:
+                output = _sanitized(output, self.baseuri, kind)
+            elif element == "title":  # the one feed-level field read; feedparser's treatment
+                output = _feedparser_html(output, self.baseuri, kind)
         output = _fix_text(output)
         if element in _TAG_VALUES:
             return output
@@ -356,13 +380,14 @@ class _Reader:
         return output
 
     def _store(self, element: str, output: str) -> None:
-        if self.inentry:
+        if self.inentry and not self.insource:
             entry = self.entries[-1]
             if element == "content":
                 entry.setdefault("content", []).append(self._detail(output))
             elif element == "link":
                 if not self.inimage:
-                    output = _LINK_ENTITY.sub(r"&\g<1>", output.replace("&amp;", "&"))
+                    if "&" in output:
+                        output = _LINK_ENTITY.sub(r"&\g<1>", output.replace("&amp;", "&"))
                     entry["link"] = output
                     if output and not entry.get("links"):
                         raise Fallback("link text without a links list")
@@ -376,7 +401,7 @@ class _Reader:
                     entry[element] = output
                 if self.incontent:
                     entry[element + "_detail"] = self._detail(output)
-        elif self.infeed:
+        elif self.infeed or self.insource:
             context = self._get_context()
             if element == "description":
                 element = "subtitle"
@@ -397,7 +422,7 @@ class _Reader:
             self.lang = self.lang.replace("_", "-")
         kind = _map_content_type(attrs_d.get("type", default))
         if "mode" in attrs_d or not kind.startswith("text/") or kind.endswith("xml"):
-            raise Fallback(f"content of type {kind!r} (base64, XML or a mode) in <{tag}>")
+            raise Fallback(f"base64, XML or mode content: <{tag}> {kind!r}")
         self.contentparams = {"type": kind, "language": self.lang, "base": self.baseuri}
         self.push(tag, text)
 
@@ -408,6 +433,8 @@ class _Reader:
         return value
 
     def _get_context(self) -> Doc:
+        if self.insource:
+            return self.sourcedata
         if self.inimage and "image" in self.feeddata:
             return self.feeddata["image"]  # type: ignore[no-any-return]
         if self.intextinput:
@@ -721,7 +748,7 @@ def _start_link(r: _Reader, attrs: dict[str, str]) -> None:
         if attrs.get("rel") == "alternate" and _map_content_type(attrs["type"]) in _HTML_TYPES:
             context["link"] = attrs["href"]
     else:
-        r.push("link", r.infeed or r.inentry)
+        r.push("link", r.infeed or r.inentry or r.insource)
 
 
 def _start_enclosure(r: _Reader, attrs: dict[str, str]) -> None:
@@ -741,7 +768,7 @@ def _end_guid(r: _Reader) -> None:
 
 
 def _start_title(r: _Reader, attrs: dict[str, str]) -> None:
-    r.push_content("title", attrs, "text/plain", r.infeed or r.inentry)
+    r.push_content("title", attrs, "text/plain", r.infeed or r.inentry or r.insource)
 
 
 def _end_title(r: _Reader) -> None:
@@ -760,7 +787,7 @@ def _start_description(r: _Reader, attrs: dict[str, str]) -> None:
         r.summary_key = "content"
         _start_content(r, attrs)
     else:
-        r.push_content("description", attrs, "text/html", r.infeed or r.inentry)
+        r.push_content("description", attrs, "text/html", r.infeed or r.inentry or r.insource)
 
 
 def _end_description(r: _Reader) -> None:
@@ -827,6 +854,20 @@ def _start_media_thumbnail(r: _Reader, attrs: dict[str, str]) -> None:
     r.push("url", 1)
 
 
+def _start_source(r: _Reader, attrs: dict[str, str]) -> None:
+    if "url" in attrs:
+        r.sourcedata["href"] = attrs["url"]
+    r.push("source", 1)
+    r.insource = 1
+    r.title_depth = -1
+
+
+def _end_source(r: _Reader) -> None:
+    r.insource = 0
+    r.pop("source")  # the source's name: feedparser keeps it in entry["source"], unread
+    r.sourcedata = {}
+
+
 def _start_nothing(r: _Reader, attrs: dict[str, str]) -> None:
     pass
 
@@ -890,6 +931,7 @@ _START: dict[str, Start] = {
     "link": _start_link,
     "enclosure": _start_enclosure,
     "cloud": _start_nothing,
+    "source": _start_source,
     "guid": _start_guid,
     "id": _start_guid,
     "title": _start_title,
@@ -975,6 +1017,7 @@ _END: dict[str, End] = {
     "link": _popper("link"),
     "enclosure": _popper("enclosure"),
     "cloud": _popper("cloud"),
+    "source": _end_source,
     "guid": _end_guid,
     "id": _end_guid,
     "title": _end_title,
