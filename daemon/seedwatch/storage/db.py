@@ -59,7 +59,13 @@ def _tune_sqlite(engine: Engine) -> None:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # WAL + NORMAL: a commit is not synced, a checkpoint is; a killed daemon loses
+            # nothing committed, a power cut may lose the last commits but never corrupts.
             cur.execute("PRAGMA synchronous=NORMAL")
+            # 8 MiB of page cache per pooled connection (default 2 MB) keeps the upper
+            # levels of the item indexes in memory as the database grows past 1 GB. No mmap:
+            # its pages count in the RSS (+73 MB at 100k items) and it made no store faster.
+            cur.execute("PRAGMA cache_size=-8192")
         finally:
             cur.close()
         dbapi_conn.create_function("sw_fold", 1, _sqlite_fold, deterministic=True)
