@@ -12,7 +12,7 @@ from array import array
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from seedwatch.classify.static import load_index
+from seedwatch.classify.static import TABLE_PATH, load_index
 from seedwatch.classify.text import STOP_EN, STOP_RU, stem_info, words
 
 TITLE_REPEAT = 2  # the title states the subject; counting it twice is the usual field boost
@@ -62,7 +62,7 @@ def analyze_with_text(title: str, text: str) -> Analysis:
 
 
 def _analyze(toks: list[str], keep: str) -> Analysis:
-    index = load_index()
+    index = load_index(TABLE_PATH)  # positional, as load_table calls it: one cached copy
     counts: dict[str, int] = {}
     surface: dict[str, str] = {}
     cyr: list[str] = []

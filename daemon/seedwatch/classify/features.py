@@ -30,7 +30,7 @@ RU_MIN_STREAM = 50  # Russian stream texts before Russian document frequencies a
 # grows without end (names, typos), so beyond this the rarest are forgotten, down to half. A
 # forgotten stem counts as unseen again, which for a word seen a few times among hundreds of
 # thousands of texts moves its IDF by about one.
-STEM_CAP = 60_000
+STEM_CAP = 40_000
 UNSEEN, UNSEEN_CYR = 0, 1  # ids of the stems the statistics do not hold
 
 
