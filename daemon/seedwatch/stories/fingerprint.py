@@ -19,8 +19,12 @@ from seedwatch.types import Item
 
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
+U8 = npt.NDArray[np.uint8]
 _EMPTY: U32 = np.zeros(0, dtype=np.uint32)
 _NO_KEYS: U64 = np.zeros(0, dtype=np.uint64)
+_NO_KINDS: U8 = np.zeros(0, dtype=np.uint8)
+# What a token is to an item, as bits of Fingerprint.lookup_kinds.
+IS_ENTITY, IS_TERM, IS_TITLE = 1, 2, 4
 
 # Posting keys of the index (postings.py): a 32-bit value mixed with its kind, so that the kinds
 # do not collide with each other (within one kind the mix is a bijection). Collisions across
@@ -67,9 +71,14 @@ class Fingerprint:
     tokens: U32 = field(default_factory=lambda: _EMPTY)
     n_entities: int = 0
     n_title: int = 0
-    # Posting keys (see posting_key): the content hash, the URL's when there is one, then one
-    # per name and headline word; the index looks them all up in one pass.
+    # Posting keys (see posting_key): the content hash's, the URL's when there is one, one per
+    # name and headline word, and last the outlet's (for its template); the index looks them
+    # up in one pass and posts the item under all of them.
     keys: U64 = field(default_factory=lambda: _NO_KEYS)
+    # The probe side of verification (similarity.Probe), computed here rather than in the
+    # main process: every distinct token, sorted, and the IS_* bits of what it is here.
+    lookup: U32 = field(default_factory=lambda: _EMPTY)
+    lookup_kinds: U8 = field(default_factory=lambda: _NO_KINDS)
 
     @property
     def n_exact(self) -> int:
@@ -128,14 +137,20 @@ def fingerprint(item: Item, settings: StorySettings | None = None) -> Fingerprin
         text.entities(item.title, s.entity_prefix) + text.entities(lead, s.entity_prefix)
     )
     title = _hashes(title_terms)
+    source = _source(item)
     url_key = exact_key(item.url) if item.url else 0
     content_key = exact_key(item.content_hash)
     exact = [posting_key(content_key, CONTENT)] + ([posting_key(url_key, URL)] if url_key else [])
     # The smallest hashes are a consistent sample: two copies of one long text keep the same
     # words, so their overlap still shows while the index stays small per item.
     other = np.setdiff1d(_hashes(text.terms(lead, lang)), title, assume_unique=True)
-    tokens = np.concatenate((ents, title, other[: s.max_lead_terms]))
+    other = other[: s.max_lead_terms]
+    tokens = np.concatenate((ents, title, other))
     n_keys = len(ents) + len(title)
+    lookup, at = np.unique(tokens, return_inverse=True)
+    kinds = np.zeros(len(lookup), dtype=np.uint8)
+    parts = np.array([IS_ENTITY, IS_TERM | IS_TITLE, IS_TERM], dtype=np.uint8)
+    np.bitwise_or.at(kinds, at, np.repeat(parts, (len(ents), len(title), len(other))))
     return Fingerprint(
         url_key=url_key,
         content_key=content_key,
@@ -143,11 +158,17 @@ def fingerprint(item: Item, settings: StorySettings | None = None) -> Fingerprin
         language=lang,
         script=text.script(item.title[:200] + " " + lead[:200]),
         feed_id=item.feed_id,
-        source=_source(item),
+        source=source,
         tokens=tokens,
         n_entities=len(ents),
         n_title=len(title),
         keys=np.concatenate(
-            (np.array(exact, dtype=np.uint64), _token_keys(tokens[:n_keys], len(ents)))
+            (
+                np.array(exact, dtype=np.uint64),
+                _token_keys(tokens[:n_keys], len(ents)),
+                np.array([posting_key(source, OUTLET)], dtype=np.uint64),
+            )
         ),
+        lookup=lookup.astype(np.uint32),
+        lookup_kinds=kinds,
     )

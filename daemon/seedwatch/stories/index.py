@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate
 from typing import TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from seedwatch.stories.fingerprint import OUTLET, U32, Fingerprint, fingerprint, posting_key
-from seedwatch.stories.postings import Postings
+from seedwatch.stories.postings import Found, Postings
 from seedwatch.stories.settings import StorySettings
 from seedwatch.stories.similarity import (
     CONTENT_MATCH,
@@ -31,6 +33,8 @@ from seedwatch.stories.similarity import (
     Others,
     Probe,
     Similarity,
+    hopeful,
+    overlaps,
 )
 from seedwatch.stories.templates import OutletTemplates
 from seedwatch.types import Item
@@ -52,9 +56,7 @@ _ROW = np.dtype(
         ("content", "<u8"),
         ("source", "<u4"),
         ("offset", "<u4"),  # into the token arena: entities | title | other lead words
-        ("n_entities", "<u2"),
-        ("n_title", "<u2"),
-        ("n_other", "<u2"),
+        ("sizes", "<u2", (3,)),  # entities, headline words, other lead words
         ("language", "<u2"),
         ("script", "u1"),
     ]
@@ -65,6 +67,8 @@ _MIN_DEAD = 256  # dead slots worth a compaction of a small index
 _GROW = 1.5
 
 _NO_SLOTS: I64 = np.zeros(0, dtype=np.int64)
+_LOW32 = 0xFFFFFFFF
+_KEY_TAGS = np.array([ENTITY_TAG, 0], dtype=np.uint64)  # template keys: names, headline words
 
 
 @dataclass(frozen=True)
@@ -133,36 +137,56 @@ class StoryIndex:
 
     def match(self, fp: Fingerprint) -> StoryMatch | None:
         """Like find, for a fingerprint, with the signals that decided it."""
-        lo, n = self._postings.bounds(fp.keys)
-        counts = n.tolist()
-        waiting = self._postings.waiting
-        extra: dict[int, list[int]] = {}
-        for i, key in enumerate(fp.keys.tolist()):
-            got = waiting(key)
-            if got:
-                extra[i] = got
-                counts[i] += len(got)
-        exact = self._exact(fp, lo, n, counts, extra)
-        if exact is not None:
-            return exact
-        slots = self._candidates(fp, lo, n, counts, extra)
-        if not len(slots):
-            return None
+        return self.match_many([fp])[0]
+
+    def match_many(self, fps: Sequence[Fingerprint]) -> list[StoryMatch | None]:
+        """``match`` for each of ``fps`` against the index as it is: they do not see each
+        other (as a poll's new items do not: they are added after the commit). One call per
+        batch shares the array work between the items."""
+        out: list[StoryMatch | None] = [None] * len(fps)
+        if not fps:
+            return out
+        s = self.settings
+        bounds = list(accumulate((len(fp.keys) for fp in fps), initial=0))
+        found = self._postings.find(np.concatenate([fp.keys for fp in fps]))
+        counts = found.counts
+        which: list[int] = []
+        owners: list[int] = []
+        for p, fp in enumerate(fps):
+            out[p] = self._exact(fp, found, bounds[p])
+            if out[p] is not None:
+                continue
+            rare = [
+                i
+                for i in range(bounds[p] + fp.n_exact, bounds[p + 1] - 1)  # not the outlet's
+                if 0 < counts[i] <= s.max_postings
+            ]
+            if len(rare) >= s.min_shared_keys:
+                which.extend(rare)
+                owners.extend([p] * len(rare))
+        if not which:
+            return out
+        owner, slots = self._candidates(found, which, owners)
         rows = self._rows[slots]
-        near = np.abs(rows["published"] - fp.published) <= self.settings.window
-        if not near.all():
-            rows = rows[near]
-            if not len(rows):
-                return None
-        sims = Probe(fp, self.settings).compare(self._others(rows), self._templates.keys)
-        best = -1
-        for j, sim in enumerate(sims):
-            if sim.reason and (best < 0 or sim.score > sims[best].score):
-                best = j
-        if best < 0:
-            return None
-        row = rows[best]
-        return StoryMatch(int(row["story"]), sims[best], int(row["url"]))
+        published = np.array([fp.published for fp in fps])[owner]
+        near = np.abs(rows["published"] - published) <= s.window
+        rows, owner = rows[near], owner[near]
+        others = self._others(rows)
+        shared = overlaps(fps, owner, others)
+        keep = np.flatnonzero(hopeful(fps, owner, others, shared, s))
+        best: dict[int, tuple[int, Similarity]] = {}
+        probes: dict[int, Probe] = {}
+        pairs = zip(keep.tolist(), owner[keep].tolist(), shared[keep].tolist(), strict=True)
+        for j, p, pair in pairs:
+            probe = probes.get(p)
+            if probe is None:
+                probe = probes[p] = Probe(fps[p], s)
+            sim = probe.similarity(others, j, pair, self._templates.keys)
+            if sim.reason and (p not in best or sim.score > best[p][1].score):
+                best[p] = (j, sim)
+        for p, (j, sim) in best.items():
+            out[p] = StoryMatch(int(rows["story"][j]), sim, int(rows["url"][j]))
+        return out
 
     def add_fingerprint(self, fp: Fingerprint, story_id: int) -> None:
         """Remember a fingerprint as a member of ``story_id``."""
@@ -181,15 +205,11 @@ class StoryIndex:
             fp.content_key,
             fp.source,
             offset,
-            fp.n_entities,
-            fp.n_title,
-            size - fp.n_entities - fp.n_title,
+            (fp.n_entities, fp.n_title, size - fp.n_entities - fp.n_title),
             self._code(fp.language),
             self._code(fp.script),
         )
-        keys = fp.keys.tolist()
-        keys.append(posting_key(fp.source, OUTLET))
-        self._postings.add(keys, slot)
+        self._postings.add(fp.keys, slot)
         self._templates.added(fp.source)
         self._live += 1
         self._oldest = min(self._oldest, fp.published)
@@ -212,20 +232,15 @@ class StoryIndex:
 
     # -- lookups ------------------------------------------------------------------------------
 
-    def _slots(self, lo: I64, n: I64, which: list[int], extra: dict[int, list[int]]) -> I64:
-        """The slots posted under keys number ``which`` of a lookup, dead ones included."""
-        found = self._postings.slots(lo[which], n[which])
-        late = [slot for i in which for slot in extra.get(i, ())]
-        return np.concatenate((found, np.array(late, dtype=np.int64))) if late else found
-
-    def _exact(
-        self, fp: Fingerprint, lo: I64, n: I64, counts: list[int], extra: dict[int, list[int]]
-    ) -> StoryMatch | None:
-        # keys[0] is the content hash's, keys[1] the URL's (when there is one): URL first.
+    def _exact(self, fp: Fingerprint, found: Found, base: int) -> StoryMatch | None:
+        # keys[base] is the content hash's, keys[base + 1] the URL's (when there is one).
+        counts = found.counts
+        if not counts[base] and not (fp.url_key and counts[base + 1]):
+            return None
         for i, key, field in ((1, fp.url_key, "url"), (0, fp.content_key, "content")):
-            if not key or not counts[i]:
+            if not key or not counts[base + i]:
                 continue
-            rows = self._rows[self._slots(lo, n, [i], extra)]
+            rows = self._rows[found.slots([base + i])[0]]
             hits = np.flatnonzero((rows["story"] >= 0) & (rows[field] == key))
             if not len(hits):
                 continue
@@ -237,63 +252,62 @@ class StoryIndex:
             return StoryMatch(int(row["story"]), sim, int(row["url"]))
         return None
 
-    def _candidates(
-        self, fp: Fingerprint, lo: I64, n: I64, counts: list[int], extra: dict[int, list[int]]
-    ) -> I64:
-        """Slots sharing at least min_shared_keys rare keys with ``fp``, most shared first.
+    def _candidates(self, found: Found, which: list[int], owners: list[int]) -> tuple[I64, I64]:
+        """(probe, slot) pairs sharing at least min_shared_keys of the rare keys ``which``
+        (owners: whose key each is), sorted by probe, then most shared keys, then newest first,
+        at most max_candidates per probe.
 
-        Names, numbers and headline words: what two reports of one event share anyway
-        (verification wants a shared name and headline words the other item also uses). A key
-        counts as rare by its postings, dead ones included (at most a quarter are dead).
+        The keys are names, numbers and headline words: what two reports of one event share
+        anyway (verification wants a shared name and headline words the other item also uses).
+        A key counts as rare by its postings, dead ones included (at most a quarter are dead).
         """
         s = self.settings
-        rare = [i for i in range(fp.n_exact, len(counts)) if 0 < counts[i] <= s.max_postings]
-        if len(rare) < s.min_shared_keys:
-            return _NO_SLOTS
-        flat = self._slots(lo, n, rare, extra)
-        flat = flat[self._rows["story"][flat] >= 0]
-        flat.sort()
-        first = np.flatnonzero(np.diff(flat, prepend=-1))
-        shared = np.diff(first, append=len(flat))
+        flat, pos = found.slots(which)
+        owner = np.array(owners, dtype=np.int64)[pos]
+        alive = self._rows["story"][flat] >= 0
+        pairs = (owner[alive] << 32) | flat[alive]
+        if not len(pairs):
+            return _NO_SLOTS, _NO_SLOTS
+        pairs.sort()
+        new = np.empty(len(pairs), dtype=bool)
+        new[0] = True
+        np.not_equal(pairs[1:], pairs[:-1], out=new[1:])
+        first = np.flatnonzero(new)
+        shared = np.empty(len(first), dtype=np.int64)
+        np.subtract(first[1:], first[:-1], out=shared[:-1])
+        shared[-1] = len(pairs) - first[-1]
         enough = shared >= s.min_shared_keys
-        slots, shared = flat[first[enough]], shared[enough]
-        order = np.lexsort((-slots, -shared))[: s.max_candidates]  # ties: the newest first
-        chosen: I64 = slots[order]
-        return chosen
+        pairs, shared = pairs[first[enough]], shared[enough]
+        owner, slots = pairs >> 32, pairs & _LOW32
+        order = np.lexsort((-slots, -shared, owner))  # ties: the newest first
+        owner, slots = owner[order], slots[order]
+        rank = np.arange(len(owner)) - owner.searchsorted(owner)
+        top = rank < s.max_candidates
+        return owner[top], slots[top]
 
     def _others(self, rows: npt.NDArray[np.void]) -> Others:
-        n_ent = rows["n_entities"].astype(np.int64)
-        n_title = rows["n_title"].astype(np.int64)
-        n_other = rows["n_other"].astype(np.int64)
         names = self._names
-        at = _ranges(rows["offset"].astype(np.int64), n_ent + n_title + n_other)
+        sizes = rows["sizes"]
+        at = _ranges(rows["offset"].astype(np.int64), sizes.sum(axis=1, dtype=np.int64))
         return Others(
-            url_key=rows["url"].tolist(),
-            content_key=rows["content"].tolist(),
-            source=rows["source"].tolist(),
+            url_key=rows["url"],
+            content_key=rows["content"],
+            source=rows["source"],
             language=[names[c] for c in rows["language"].tolist()],
             script=[names[c] for c in rows["script"].tolist()],
-            n_entities=n_ent,
-            n_title=n_title,
-            n_other=n_other,
+            sizes=sizes,
             tokens=self._tokens[at],
         )
 
     def _keys_of(self, outlet: int) -> U64:
         """Template keys of the outlet's live items, concatenated (see templates.py)."""
-        key = posting_key(outlet, OUTLET)
-        lo, n = self._postings.bounds(np.array([key], dtype=np.uint64))
-        rows = self._rows[self._slots(lo, n, [0], {0: self._postings.waiting(key) or []})]
+        found = self._postings.find(np.array([posting_key(outlet, OUTLET)], dtype=np.uint64))
+        rows = self._rows[found.slots([0])[0]]
         rows = rows[(rows["story"] >= 0) & (rows["source"] == outlet)]
-        n_ent = rows["n_entities"].astype(np.int64)
-        sizes = n_ent + rows["n_title"]
-        at = _ranges(rows["offset"].astype(np.int64), sizes)
-        is_entity = (np.arange(len(at)) - np.repeat(np.cumsum(sizes) - sizes, sizes)) < np.repeat(
-            n_ent, sizes
-        )
-        keys: U64 = (self._tokens[at].astype(np.uint64) << np.uint64(1)) | (
-            is_entity.astype(np.uint64) * np.uint64(ENTITY_TAG)
-        )
+        sizes = rows["sizes"][:, :2]  # names, headline words
+        at = _ranges(rows["offset"].astype(np.int64), sizes.sum(axis=1, dtype=np.int64))
+        tags = np.repeat(np.tile(_KEY_TAGS, len(rows)), sizes.ravel())
+        keys: U64 = (self._tokens[at].astype(np.uint64) << np.uint64(1)) | tags
         return keys
 
     # -- storage ------------------------------------------------------------------------------
@@ -343,9 +357,7 @@ class StoryIndex:
         new_slot = np.full(len(rows), -1, dtype=np.int64)
         new_slot[live] = np.arange(int(live.sum()))
         kept = rows[live]
-        sizes = (
-            kept["n_entities"].astype(np.int64) + kept["n_title"] + kept["n_other"]
-        ).astype(np.int64)
+        sizes = kept["sizes"].sum(axis=1, dtype=np.int64)
         tokens = self._tokens[_ranges(kept["offset"].astype(np.int64), sizes)]
         kept["offset"] = np.cumsum(sizes) - sizes
         self._rows = np.zeros(max(_MIN_ROWS, int(len(kept) * _GROW)), dtype=_ROW)

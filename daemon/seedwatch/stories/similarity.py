@@ -1,19 +1,21 @@
 """Exact verification of candidate pairs: several signals must agree before two items fold.
 
-One probe is compared with all its candidates at once: the overlaps are counted with a few
-numpy calls over the candidates' concatenated tokens, and only the decision, a handful of
-comparisons per candidate, runs in Python.
+Pairs are verified in batches (every candidate of every probe in a batch at once): each
+candidate token is looked up in its probe's sorted tokens (Fingerprint.lookup), and one
+histogram over (pair, part of the candidate, what the token is to the probe) gives all overlaps.
+Pairs that cannot pass are dropped by array arithmetic; only the decision for the rest, a
+handful of comparisons per pair, runs in Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from seedwatch.stories.fingerprint import U32, Fingerprint
+from seedwatch.stories.fingerprint import IS_ENTITY, IS_TERM, IS_TITLE, U32, U64, Fingerprint
 from seedwatch.stories.settings import StorySettings
 
 I64 = npt.NDArray[np.int64]
@@ -45,41 +47,88 @@ CONTENT_MATCH = Similarity(1.0, 1.0, 0, 1.0, 1.0, "content")
 class Others:
     """Candidates in columns; ``tokens`` concatenates their Fingerprint.tokens in order."""
 
-    url_key: Sequence[int]
-    content_key: Sequence[int]
-    source: Sequence[int]
+    url_key: U64
+    content_key: U64
+    source: U32
     language: Sequence[str]
     script: Sequence[str]
-    n_entities: I64
-    n_title: I64
-    n_other: I64
+    sizes: npt.NDArray[np.uint16]  # (m, 3): names, headline words, other lead words
     tokens: U32
 
     @classmethod
     def of(cls, fps: Sequence[Fingerprint]) -> Others:
-        n_ent = np.array([f.n_entities for f in fps], dtype=np.int64)
-        n_title = np.array([f.n_title for f in fps], dtype=np.int64)
-        sizes = np.array([len(f.tokens) for f in fps], dtype=np.int64)
         return cls(
-            url_key=[f.url_key for f in fps],
-            content_key=[f.content_key for f in fps],
-            source=[f.source for f in fps],
+            url_key=np.array([f.url_key for f in fps], dtype=np.uint64),
+            content_key=np.array([f.content_key for f in fps], dtype=np.uint64),
+            source=np.array([f.source for f in fps], dtype=np.uint32),
             language=[f.language for f in fps],
             script=[f.script for f in fps],
-            n_entities=n_ent,
-            n_title=n_title,
-            n_other=sizes - n_ent - n_title,
+            sizes=np.array(
+                [(f.n_entities, f.n_title, len(f.tokens) - f.n_entities - f.n_title) for f in fps],
+                dtype=np.uint16,
+            ).reshape(-1, 3),
             tokens=np.concatenate([f.tokens for f in fps]) if fps else np.zeros(0, np.uint32),
         )
 
 
-def _member(values: U32, sorted_set: U32) -> BoolArray:
-    if not len(sorted_set):
-        return np.zeros(len(values), dtype=bool)
-    at = np.searchsorted(sorted_set, values)
-    np.minimum(at, len(sorted_set) - 1, out=at)
-    hit: BoolArray = sorted_set[at] == values
-    return hit
+def _selector() -> I64:
+    """Sums a (pair, part, probe kind bits) histogram into the four overlaps."""
+    sel = np.zeros((3, 8, 4), dtype=np.int64)
+    for bits in range(8):
+        sel[0, bits, 0] = bits & IS_ENTITY > 0  # shared names
+        for part in (1, 2):
+            sel[part, bits, 1] = bits & IS_TERM > 0  # shared lead words
+            sel[part, bits, 2] = bits & IS_TITLE > 0  # probe headline words in its lead
+        sel[1, bits, 3] = bits & IS_TERM > 0  # its headline words in the probe's lead
+    return sel.reshape(24, 4)
+
+
+_SELECT = _selector()
+
+
+def overlaps(probes: Sequence[Fingerprint], owner: I64, others: Others) -> I64:
+    """Per pair j (probes[owner[j]] with candidate j of ``others``): shared names, shared lead
+    words, the probe's headline words in the candidate's lead, the candidate's headline words
+    in the probe's lead."""
+    m = len(owner)
+    tokens = others.tokens
+    if not m or not len(tokens):
+        return np.zeros((m, 4), dtype=np.int64)
+    sizes = others.sizes
+    lengths = [len(fp.lookup) for fp in probes]
+    values = np.concatenate([fp.lookup for fp in probes]).astype(np.uint64)
+    table = (np.arange(len(probes), dtype=np.uint64).repeat(lengths) << np.uint64(32)) | values
+    if not len(table):
+        return np.zeros((m, 4), dtype=np.int64)
+    kinds = np.concatenate([fp.lookup_kinds for fp in probes])
+    pair_of_token = owner.astype(np.uint64).repeat(sizes.sum(axis=1, dtype=np.int64))
+    query = (pair_of_token << np.uint64(32)) | tokens
+    at = table.searchsorted(query)
+    np.minimum(at, len(table) - 1, out=at)
+    bits = kinds[at] * (table[at] == query)
+    part = np.arange(3 * m).repeat(sizes.ravel())
+    hist = np.bincount(part * 8 + bits, minlength=24 * m).reshape(m, 24)
+    out: I64 = hist @ _SELECT
+    return out
+
+
+def hopeful(
+    probes: Sequence[Fingerprint], owner: I64, others: Others, shared: I64, s: StorySettings
+) -> BoolArray:
+    """Pairs that may pass: the others fail every rule whatever templates take away."""
+    n_title_p = np.array([fp.n_title for fp in probes], dtype=np.int64)[owner]
+    n_terms_p = np.array([len(fp.tokens) - fp.n_entities for fp in probes], dtype=np.int64)[owner]
+    content_p = np.array([fp.content_key for fp in probes], dtype=np.uint64)[owner]
+    url_p = np.array([fp.url_key for fp in probes], dtype=np.uint64)[owner]
+    sizes = others.sizes.astype(np.int64)
+    n_terms_o = sizes[:, 1] + sizes[:, 2]
+    tj = shared[:, 1] / np.maximum(n_terms_p + n_terms_o - shared[:, 1], 1)
+    head2 = shared[:, 2] / np.maximum(n_title_p, 1) + shared[:, 3] / np.maximum(sizes[:, 1], 1)
+    exact = (content_p == others.content_key) | ((url_p != 0) & (url_p == others.url_key))
+    names = shared[:, 0] >= min(s.cross_entity_min, s.script_cross_entity_min)
+    words = (tj >= min(s.term_min, s.caseless_term_min)) & (head2 >= 2 * s.headline_min)
+    out: BoolArray = exact | names | words | (tj >= s.near_duplicate)
+    return out
 
 
 @dataclass(frozen=True)
@@ -98,99 +147,93 @@ class _Counts:
 
 
 class Probe:
-    """One item's fingerprint, compared with many candidates in one pass."""
+    """One item's fingerprint, the side that decides."""
 
-    __slots__ = ("entities", "fp", "settings", "terms", "title")
+    __slots__ = ("fp", "n_entities", "n_terms", "n_title", "settings")
 
     def __init__(self, fp: Fingerprint, settings: StorySettings) -> None:
         self.fp = fp
         self.settings = settings
-        self.entities = fp.entities
-        self.title = fp.title
-        self.terms = np.sort(fp.terms)
+        self.n_entities = fp.n_entities
+        self.n_title = fp.n_title
+        self.n_terms = len(fp.tokens) - fp.n_entities
 
-    def compare(self, others: Others, templates: Templates | None = None) -> list[Similarity]:
-        """The similarity of the probe with each of ``others``, in order."""
+    def similarity(
+        self,
+        others: Others,
+        j: int,
+        shared: list[int],
+        templates: Templates | None = None,
+    ) -> Similarity:
+        """The similarity with candidate ``j`` of ``others``, given its overlaps()."""
         a = self.fp
-        m = len(others.source)
-        n_ent, n_title = others.n_entities, others.n_title
-        sizes = n_ent + n_title + others.n_other
-        starts = np.cumsum(sizes) - sizes
-        tokens = others.tokens
-        seg = np.repeat(np.arange(m), sizes)
-        pos = np.arange(len(tokens)) - starts[seg]
-        is_ent = pos < n_ent[seg]
-        is_term = ~is_ent
-        in_ents = _member(tokens, self.entities) & is_ent
-        in_terms = _member(tokens, self.terms) & is_term
-        in_title = _member(tokens, self.title) & is_term
-        is_title = is_term & (pos < (n_ent + n_title)[seg])
-        shared_e = np.bincount(seg[in_ents], minlength=m).tolist()
-        shared_t = np.bincount(seg[in_terms], minlength=m).tolist()
-        shared_a = np.bincount(seg[in_title], minlength=m).tolist()
-        shared_b = np.bincount(seg[in_terms & is_title], minlength=m).tolist()
-        n_e, n_h = n_ent.tolist(), n_title.tolist()
-        n_t = (n_title + others.n_other).tolist()
-        out: list[Similarity] = []
-        for j in range(m):
-            if a.url_key and a.url_key == others.url_key[j]:
-                out.append(URL_MATCH)
-                continue
-            if a.content_key == others.content_key[j]:
-                out.append(CONTENT_MATCH)
-                continue
-            source, language, script = others.source[j], others.language[j], others.script[j]
-            counts = _Counts(
-                shared_entities=shared_e[j],
-                entity_union=len(self.entities) + n_e[j] - shared_e[j],
-                other_entities=n_e[j],
-                shared_terms=shared_t[j],
-                other_terms=n_t[j],
-                shared_a=shared_a[j],
-                title_a=len(self.title),
-                shared_b=shared_b[j],
-                title_b=n_h[j],
-            )
-            sim = self._decide(counts, source, language, script)
-            # Template text only takes evidence away: a pair that fails with it counted fails
-            # without it, and only a pass needs the (dearer) template check.
-            tpl = self._templates(templates, source) if sim.reason else _NO_TEMPLATE
-            if tpl:
-                start = int(starts[j])
-                drop_e, drop_a, drop_b = self._template_shares(
-                    tokens[start : start + int(sizes[j])].tolist(), n_e[j], n_h[j], tpl
-                )
-                if drop_e or drop_a or drop_b:
-                    counts = replace(
-                        counts,
-                        shared_entities=counts.shared_entities - drop_e,
-                        shared_a=counts.shared_a - drop_a,
-                        title_a=counts.title_a - drop_a,
-                        shared_b=counts.shared_b - drop_b,
-                        title_b=counts.title_b - drop_b,
-                    )
-                    sim = self._decide(counts, source, language, script)
-            out.append(sim)
-        return out
-
-    def _templates(self, templates: Templates | None, source: int) -> frozenset[int]:
-        if templates is None:
-            return _NO_TEMPLATE
-        own = templates(self.fp.source)
-        return own if source == self.fp.source else own | templates(source)
+        if a.url_key and a.url_key == int(others.url_key[j]):
+            return URL_MATCH
+        if a.content_key == int(others.content_key[j]):
+            return CONTENT_MATCH
+        shared_e, shared_t, shared_a, shared_b = shared
+        n_ent, n_title, n_other = others.sizes[j].tolist()
+        source, language, script = int(others.source[j]), others.language[j], others.script[j]
+        counts = _Counts(
+            shared_entities=shared_e,
+            entity_union=self.n_entities + n_ent - shared_e,
+            other_entities=n_ent,
+            shared_terms=shared_t,
+            other_terms=n_title + n_other,
+            shared_a=shared_a,
+            title_a=self.n_title,
+            shared_b=shared_b,
+            title_b=n_title,
+        )
+        sim = self._decide(counts, source, language, script)
+        # Template text only takes evidence away: a pair that fails with it counted fails
+        # without it, and only a pass needs the (dearer) template check.
+        if not sim.reason or templates is None:
+            return sim
+        own = templates(a.source)
+        theirs = templates(source) if source != a.source else _NO_TEMPLATE
+        if not own and not theirs:
+            return sim
+        start = int(others.sizes[:j].sum())
+        mine = others.tokens[start : start + n_ent + n_title + n_other].tolist()
+        drop_e, drop_a, drop_b = self._template_shares(mine, n_ent, n_title, own, theirs)
+        if not (drop_e or drop_a or drop_b):
+            return sim
+        counts = _Counts(
+            shared_entities=shared_e - drop_e,
+            entity_union=counts.entity_union,
+            other_entities=n_ent,
+            shared_terms=shared_t,
+            other_terms=n_title + n_other,
+            shared_a=shared_a - drop_a,
+            title_a=self.n_title - drop_a,
+            shared_b=shared_b - drop_b,
+            title_b=n_title - drop_b,
+        )
+        return self._decide(counts, source, language, script)
 
     def _template_shares(
-        self, tokens: list[int], n_ent: int, n_title: int, tpl: frozenset[int]
+        self,
+        tokens: list[int],
+        n_ent: int,
+        n_title: int,
+        own: frozenset[int],
+        theirs: frozenset[int],
     ) -> tuple[int, int, int]:
         """How many shared names, probe headline words and candidate headline words are
         template text of either outlet: names both items carry because their outlets always
         print them are no evidence."""
-        ents = set(self.entities.tolist())
-        title = set(self.title.tolist())
-        terms = set(self.terms.tolist())
-        drop_e = sum(1 for h in tokens[:n_ent] if h in ents and (h << 1 | ENTITY_TAG) in tpl)
-        drop_a = sum(1 for h in tokens[n_ent:] if h in title and h << 1 in tpl)
-        drop_b = sum(1 for h in tokens[n_ent : n_ent + n_title] if h in terms and h << 1 in tpl)
+        fp = self.fp
+        ents = set(fp.entities.tolist())
+        title = set(fp.title.tolist())
+        terms = set(fp.terms.tolist())
+
+        def template(key: int) -> bool:
+            return key in own or key in theirs
+
+        drop_e = sum(1 for h in tokens[:n_ent] if h in ents and template(h << 1 | ENTITY_TAG))
+        drop_a = sum(1 for h in tokens[n_ent:] if h in title and template(h << 1))
+        drop_b = sum(1 for h in tokens[n_ent : n_ent + n_title] if h in terms and template(h << 1))
         return drop_e, drop_a, drop_b
 
     def _decide(self, c: _Counts, source: int, language: str, script: str) -> Similarity:
@@ -204,12 +247,11 @@ class Probe:
         # Scripts without capitals give names only where Latin brands or digits slip in
         # ("beIN SPORTS", "HD"): those are no evidence of one event.
         caseless = (
-            a.script not in _CASED
-            or min(len(self.entities), c.other_entities) < s.caseless_entities
+            a.script not in _CASED or min(self.n_entities, c.other_entities) < s.caseless_entities
         )
         if not caseless and ne < s.entity_min:
             return _NONE
-        union = len(self.terms) + c.other_terms - c.shared_terms
+        union = self.n_terms + c.other_terms - c.shared_terms
         tj = c.shared_terms / union if union else 0.0
         ha = c.shared_a / c.title_a if c.title_a else 0.0
         hb = c.shared_b / c.title_b if c.title_b else 0.0
@@ -250,4 +292,6 @@ class Probe:
 
 def compare(a: Fingerprint, b: Fingerprint, settings: StorySettings) -> Similarity:
     """Whether ``a`` and ``b`` report one story, and how strongly each signal says so."""
-    return Probe(a, settings).compare(Others.of([b]))[0]
+    others = Others.of([b])
+    shared = overlaps([a], np.zeros(1, dtype=np.int64), others)
+    return Probe(a, settings).similarity(others, 0, shared[0].tolist())

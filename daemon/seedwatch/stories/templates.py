@@ -8,8 +8,7 @@ carries on a large share of its items in the window stops counting as evidence f
 
 Counts per (outlet, key) would cost more memory than the rest of the index, so a template is
 computed from the outlet's items when it is asked for, and kept until the outlet has changed by
-more than a sixteenth of its items (exact for small outlets; a big outlet's template moves
-slowly).
+more than an eighth of its items (a big outlet's template moves slowly).
 """
 
 from __future__ import annotations
@@ -61,10 +60,12 @@ class OutletTemplates:
         if not need:
             return _NONE
         cached = self._cache.get(outlet)
-        if cached is not None and self._changes.get(outlet, 0) <= self._items[outlet] // 16:
+        if cached is not None and self._changes.get(outlet, 0) <= self._items[outlet] // 8:
             return cached
-        keys, counts = np.unique(self._keys_of(outlet), return_counts=True)
-        found = frozenset(keys[counts >= need].tolist())
+        keys = np.sort(self._keys_of(outlet))
+        # Sorted, a key is on ``need`` items when it is still there ``need - 1`` places on.
+        later = keys[need - 1 :]
+        found = frozenset(later[later == keys[: len(later)]].tolist())
         self._cache[outlet] = found
         self._changes[outlet] = 0
         return found
