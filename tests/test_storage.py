@@ -336,7 +336,8 @@ def test_poll_context_is_read_once_and_304_bookkeeping_is_one_update(
     fid = ids["a"]
     nxt = NOW + timedelta(minutes=15)
     with sessions() as s:
-        assert q.claim_due_feeds(s, NOW, limit=1, owner="A", lease=60)
+        [(feed, claimed)] = q.claim_due_polls(s, NOW, limit=1, owner="A", lease=60)
+        assert feed.id == fid and claimed == q.poll_context(s, fid)
         # someone else's lease: nothing to read, no lease taken
         assert renew_feed_lease(s, fid, owner="B", now=NOW, lease=60) is None
         ctx = renew_feed_lease(s, fid, owner="A", now=NOW, lease=60)
@@ -376,6 +377,10 @@ def test_poll_context_is_read_once_and_304_bookkeeping_is_one_update(
         assert (health.error_count, health.previous_errors) == (0, 1)
         assert q.poll_context(s, fid).error_count == 0
         assert get_poll_state(s, fid) == learnt
+        # the claim reads each feed's own poll state
+        later = NOW + timedelta(days=1)
+        [(_, claimed)] = q.claim_due_polls(s, later, limit=1, owner="A", lease=60)
+        assert claimed.state == learnt and claimed == q.poll_context(s, fid)
     with sessions() as s, pytest.raises(StorageError):
         q.poll_context(s, 9999)
 

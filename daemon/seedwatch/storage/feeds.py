@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Text, bindparam, cast, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from seedwatch.config.model import FeedConfig
@@ -197,6 +197,22 @@ def claim_due_feeds(
     over. On PostgreSQL, rows another daemon is claiming right now are skipped (SKIP LOCKED);
     on SQLite the single UPDATE statement is atomic.
     """
+    polls = claim_due_polls(s, now, limit=limit, owner=owner, lease=lease, all_feeds=all_feeds)
+    return [feed for feed, _ in polls]
+
+
+@storage_errors
+def claim_due_polls(
+    s: Session,
+    now: datetime,
+    *,
+    limit: int,
+    owner: str,
+    lease: float,
+    all_feeds: bool = False,
+) -> list[tuple[FeedRef, PollContext]]:
+    """``claim_due_feeds``, each feed with its ``PollContext`` read by the same statement:
+    while the lease is ours nobody else changes it, so a poll needs no read of its own."""
     f = FEEDS
     cond = [f.c.active.is_(True), or_(f.c.lease_until.is_(None), f.c.lease_until <= now)]
     if not all_feeds:
@@ -215,13 +231,14 @@ def claim_due_feeds(
         .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease))
         .returning(
             f.c.id,
-            f.c.url,
             f.c.name,
             f.c.tags,
             f.c.etag,
             f.c.last_modified,
             f.c.last_hash,
             f.c.next_check_at,
+            *CONTEXT_COLUMNS,
+            _OWN_STATE_VALUE,
         )
     )
     try:
@@ -232,14 +249,17 @@ def claim_due_feeds(
         raise
     rows.sort(key=lambda r: (r.next_check_at, r.id))
     return [
-        FeedRef(
-            id=r.id,
-            url=r.url,
-            name=r.name,
-            tags=tuple_of(r.tags),
-            etag=r.etag,
-            last_modified=r.last_modified,
-            last_hash=r.last_hash,
+        (
+            FeedRef(
+                id=r.id,
+                url=r.url,
+                name=r.name,
+                tags=tuple_of(r.tags),
+                etag=r.etag,
+                last_modified=r.last_modified,
+                last_hash=r.last_hash,
+            ),
+            context_of(r[-5:]),
         )
         for r in rows
     ]
@@ -479,6 +499,14 @@ CONTEXT_COLUMNS = (FEEDS.c.interval, FEEDS.c.error_count, FEEDS.c.gone, FEEDS.c.
 # The feed's poll-state JSON (NULL when it has none yet), for the parameter ``state_key``.
 STATE_VALUE = (
     select(STATE.c.value).where(STATE.c.key == bindparam("state_key")).scalar_subquery()
+)
+
+
+# The same for each row of a statement over feeds (a correlated subquery).
+_OWN_STATE_VALUE = (
+    select(STATE.c.value)
+    .where(STATE.c.key == literal(POLL_STATE_PREFIX, Text()) + cast(FEEDS.c.id, Text()))
+    .scalar_subquery()
 )
 
 

@@ -1,8 +1,8 @@
 """Every read and write the daemon and the CLI make, in one namespace.
 
 Each function takes a Session; the caller owns the transaction unless the docstring says the
-function commits (claim_due_feeds, claim_due_alerts, store_batch). SQLAlchemy's errors leave
-as ``StorageError``.
+function commits (claim_due_feeds, claim_due_polls, claim_due_alerts, store_batch).
+SQLAlchemy's errors leave as ``StorageError``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from seedwatch.storage.feeds import (
     add_feeds,
     all_feeds,
     claim_due_feeds,
+    claim_due_polls,
     feed_error_count,
     feed_interval,
     poll_context,
@@ -68,6 +69,7 @@ __all__ = [
     "all_feeds",
     "claim_due_alerts",
     "claim_due_feeds",
+    "claim_due_polls",
     "delete_items",
     "enqueue_operator_alert",
     "feed_error_count",
