@@ -60,6 +60,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 _CHUNK = 64 * 1024
 _SLACK = 0.05  # seconds: timer and socket timeouts do not fire at the same instant
+_MIN_IDLE = 1.0  # seconds: the shortest sleep of the deadline watchdog with nothing to watch
 _MAX_ENCODINGS = 3  # "gzip, gzip" is legal; a hundred stacked layers is an attack
 
 
@@ -205,10 +206,11 @@ def _release(resp: requests.Response, deadline: _Deadline) -> None:
     the TCP and TLS handshakes; otherwise close it. Reading even a short rest could wait on
     a server that never sends it, so nothing more is read."""
     raw = resp.raw
-    if not deadline.expired and raw.length_remaining == 0:
-        with contextlib.suppress(Urllib3Error, OSError, HTTPException):
-            raw.read(decode_content=False)  # marks it complete: urllib3 pools it
-        if raw.connection is None and deadline.last is not None:
+    if not deadline.expired:
+        if raw.length_remaining == 0:
+            with contextlib.suppress(Urllib3Error, OSError, HTTPException):
+                raw.read(decode_content=False)  # marks it complete: urllib3 pools it
+        if raw.connection is None and deadline.last is not None:  # pooled
             _pooled.add(deadline.last)
     resp.close()
 
@@ -518,8 +520,9 @@ class _Deadline:
 class _Watchdog:
     """One thread for the deadlines of every fetch in the process (a thread started per fetch
     cost a tenth of a 304's CPU). It sleeps until the earliest live deadline and expires
-    what has passed. With nothing live it sleeps for the shortest budget it has seen, so a
-    deadline set meanwhile can only fall due after it wakes: most fetches never wake it."""
+    what has passed. With nothing live it sleeps for the shortest budget it has seen (at
+    least a second), so a deadline set meanwhile mostly falls due after it wakes: most
+    fetches never wake it; a shorter one does."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -551,9 +554,8 @@ class _Watchdog:
                 due = [d for d in self._live if d.expires <= now]
                 self._live.difference_update(due)
                 if not due:
-                    self._wake_at = min(
-                        (d.expires for d in self._live), default=now + self._shortest
-                    )
+                    idle = now + max(self._shortest, _MIN_IDLE)  # never a busy loop
+                    self._wake_at = min((d.expires for d in self._live), default=idle)
                     self._cond.wait(self._wake_at - now)
                     continue
             for d in due:
