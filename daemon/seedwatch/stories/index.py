@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from itertools import accumulate
 from typing import TypeVar, cast
 
@@ -147,26 +148,28 @@ class StoryIndex:
         if not fps:
             return out
         s = self.settings
-        bounds = list(accumulate((len(fp.keys) for fp in fps), initial=0))
+        sizes = [len(fp.keys) for fp in fps]
+        bounds = list(accumulate(sizes, initial=0))
         found = self._postings.find(np.concatenate([fp.keys for fp in fps]))
         counts = found.counts
-        which: list[int] = []
-        owners: list[int] = []
+        # Per fingerprint the keys are: content hash, URL (if any), names and headline words,
+        # outlet. Exact keys first; then the rare names and headline words give candidates.
+        key_owner = np.arange(len(fps)).repeat(sizes)
+        rare = (found.total > 0) & (found.total <= s.max_postings)
+        not_words = [b - 1 for b in bounds[1:]]
         for p, fp in enumerate(fps):
-            out[p] = self._exact(fp, found, bounds[p])
-            if out[p] is not None:
-                continue
-            rare = [
-                i
-                for i in range(bounds[p] + fp.n_exact, bounds[p + 1] - 1)  # not the outlet's
-                if 0 < counts[i] <= s.max_postings
-            ]
-            if len(rare) >= s.min_shared_keys:
-                which.extend(rare)
-                owners.extend([p] * len(rare))
-        if not which:
+            base = bounds[p]
+            not_words.extend(range(base, base + fp.n_exact))
+            if counts[base] or (fp.url_key and counts[base + 1]):
+                out[p] = self._exact(fp, found, base)
+                if out[p] is not None:
+                    not_words.extend(range(base, bounds[p + 1]))
+        rare[not_words] = False
+        enough = np.bincount(key_owner[rare], minlength=len(fps)) >= s.min_shared_keys
+        which = np.flatnonzero(rare & enough[key_owner])
+        if not len(which):
             return out
-        owner, slots = self._candidates(found, which, owners)
+        owner, slots = self._candidates(found, which, key_owner[which])
         rows = self._rows[slots]
         published = np.array([fp.published for fp in fps])[owner]
         near = np.abs(rows["published"] - published) <= s.window
@@ -176,12 +179,13 @@ class StoryIndex:
         keep = np.flatnonzero(hopeful(fps, owner, others, shared, s))
         best: dict[int, tuple[int, Similarity]] = {}
         probes: dict[int, Probe] = {}
+        templates = cache(self._templates.keys)  # for this batch
         pairs = zip(keep.tolist(), owner[keep].tolist(), shared[keep].tolist(), strict=True)
         for j, p, pair in pairs:
             probe = probes.get(p)
             if probe is None:
                 probe = probes[p] = Probe(fps[p], s)
-            sim = probe.similarity(others, j, pair, self._templates.keys)
+            sim = probe.similarity(others, j, pair, templates)
             if sim.reason and (p not in best or sim.score > best[p][1].score):
                 best[p] = (j, sim)
         for p, (j, sim) in best.items():
@@ -235,12 +239,10 @@ class StoryIndex:
     def _exact(self, fp: Fingerprint, found: Found, base: int) -> StoryMatch | None:
         # keys[base] is the content hash's, keys[base + 1] the URL's (when there is one).
         counts = found.counts
-        if not counts[base] and not (fp.url_key and counts[base + 1]):
-            return None
         for i, key, field in ((1, fp.url_key, "url"), (0, fp.content_key, "content")):
             if not key or not counts[base + i]:
                 continue
-            rows = self._rows[found.slots([base + i])[0]]
+            rows = self._rows[found.slots(np.array([base + i]))[0]]
             hits = np.flatnonzero((rows["story"] >= 0) & (rows[field] == key))
             if not len(hits):
                 continue
@@ -252,7 +254,7 @@ class StoryIndex:
             return StoryMatch(int(row["story"]), sim, int(row["url"]))
         return None
 
-    def _candidates(self, found: Found, which: list[int], owners: list[int]) -> tuple[I64, I64]:
+    def _candidates(self, found: Found, which: I64, owners: I64) -> tuple[I64, I64]:
         """(probe, slot) pairs sharing at least min_shared_keys of the rare keys ``which``
         (owners: whose key each is), sorted by probe, then most shared keys, then newest first,
         at most max_candidates per probe.
@@ -263,7 +265,7 @@ class StoryIndex:
         """
         s = self.settings
         flat, pos = found.slots(which)
-        owner = np.array(owners, dtype=np.int64)[pos]
+        owner = owners[pos]
         alive = self._rows["story"][flat] >= 0
         pairs = (owner[alive] << 32) | flat[alive]
         if not len(pairs):
@@ -302,7 +304,7 @@ class StoryIndex:
     def _keys_of(self, outlet: int) -> U64:
         """Template keys of the outlet's live items, concatenated (see templates.py)."""
         found = self._postings.find(np.array([posting_key(outlet, OUTLET)], dtype=np.uint64))
-        rows = self._rows[found.slots([0])[0]]
+        rows = self._rows[found.slots(np.zeros(1, dtype=np.int64))[0]]
         rows = rows[(rows["story"] >= 0) & (rows["source"] == outlet)]
         sizes = rows["sizes"][:, :2]  # names, headline words
         at = _ranges(rows["offset"].astype(np.int64), sizes.sum(axis=1, dtype=np.int64))

@@ -72,7 +72,7 @@ class Postings:
                 n: I64 = level.searchsorted(upper, side="right") - lo
                 bounds.append((level, lo, n))
                 total += n
-        return Found(bounds, total.tolist())
+        return Found(bounds, total)
 
     def remap(self, new_slot: I64) -> None:
         """Renumber slots by ``new_slot[old]``; postings of slots mapped to -1 are dropped."""
@@ -86,13 +86,14 @@ class Postings:
 class Found:
     """The result of Postings.find: per key a count, and its slots on demand."""
 
-    __slots__ = ("_bounds", "counts")
+    __slots__ = ("_bounds", "counts", "total")
 
-    def __init__(self, bounds: list[tuple[U64, I64, I64]], counts: list[int]) -> None:
+    def __init__(self, bounds: list[tuple[U64, I64, I64]], total: I64) -> None:
         self._bounds = bounds
-        self.counts = counts
+        self.total = total
+        self.counts: list[int] = total.tolist()
 
-    def slots(self, which: list[int]) -> tuple[I64, I64]:
+    def slots(self, which: I64) -> tuple[I64, I64]:
         """The slots of keys number ``which``, concatenated, and for each the position in
         ``which`` of its key."""
         parts: list[I64] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +55,10 @@ class Others:
     script: Sequence[str]
     sizes: npt.NDArray[np.uint16]  # (m, 3): names, headline words, other lead words
     tokens: U32
+
+    def row(self, j: int) -> tuple[int, int, int]:
+        """The URL key, content key and outlet of candidate ``j``."""
+        return int(self.url_key[j]), int(self.content_key[j]), int(self.source[j])
 
     @classmethod
     def of(cls, fps: Sequence[Fingerprint]) -> Others:
@@ -131,8 +136,7 @@ def hopeful(
     return out
 
 
-@dataclass(frozen=True)
-class _Counts:
+class _Counts(NamedTuple):
     """Overlaps of the probe with one candidate, template keys already taken out."""
 
     shared_entities: int
@@ -167,13 +171,14 @@ class Probe:
     ) -> Similarity:
         """The similarity with candidate ``j`` of ``others``, given its overlaps()."""
         a = self.fp
-        if a.url_key and a.url_key == int(others.url_key[j]):
+        url_key, content_key, source = others.row(j)
+        if a.url_key and a.url_key == url_key:
             return URL_MATCH
-        if a.content_key == int(others.content_key[j]):
+        if a.content_key == content_key:
             return CONTENT_MATCH
         shared_e, shared_t, shared_a, shared_b = shared
         n_ent, n_title, n_other = others.sizes[j].tolist()
-        source, language, script = int(others.source[j]), others.language[j], others.script[j]
+        language, script = others.language[j], others.script[j]
         counts = _Counts(
             shared_entities=shared_e,
             entity_union=self.n_entities + n_ent - shared_e,

@@ -8,7 +8,7 @@ carries on a large share of its items in the window stops counting as evidence f
 
 Counts per (outlet, key) would cost more memory than the rest of the index, so a template is
 computed from the outlet's items when it is asked for, and kept until the outlet has changed by
-more than an eighth of its items (a big outlet's template moves slowly).
+more than a quarter of its items (what an outlet prints on most items changes slowly).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class OutletTemplates:
         if not need:
             return _NONE
         cached = self._cache.get(outlet)
-        if cached is not None and self._changes.get(outlet, 0) <= self._items[outlet] // 8:
+        if cached is not None and self._changes.get(outlet, 0) <= self._items[outlet] // 4:
             return cached
         keys = np.sort(self._keys_of(outlet))
         # Sorted, a key is on ``need`` items when it is still there ``need - 1`` places on.
