@@ -283,10 +283,10 @@ def record_fetch(
 
     ``error`` set means the fetch or parse failed (``result`` is then ignored). ``failing_after``
     is the streak of failures that counts as "failing" for ``FeedHealth.was_failing``.
-    ``context``: what ``poll_context`` (or ``renew_poll``) read before the fetch; the feed was
-    leased to us since, so it is not read again. ``poll_state``: the feed's poll state after
-    this poll, written when it differs from ``context.state`` (always, without a context).
-    The usual 304 is then one UPDATE.
+    ``context``: what ``claim_due_polls``, ``renew_feed_lease`` or ``poll_context`` read
+    before the fetch; the feed was leased to us since, so it is not read again.
+    ``poll_state``: the feed's poll state after this poll, written when it differs from
+    ``context.state`` (always, without a context). The usual 304 is then one UPDATE.
     """
     if context is None:
         context = poll_context(s, feed_id)

@@ -95,7 +95,7 @@ def follow_up_id(rule: str, story_id: int, channel: str, threshold: int) -> str:
 _PATH_DATE = re.compile(r"/(?:\d{8}|\d{4}/\d{1,2}/\d{1,2}|\d{4}-\d{2}-\d{2})(?=/)")
 
 
-@functools.lru_cache(maxsize=4096)  # asked up to three times per item; urlsplit is slow
+@functools.lru_cache(maxsize=1024)  # asked up to three times per item; urlsplit is slow
 def undated(url: str | None) -> str | None:
     """The URL without dates in its path: an outlet that re-dates an article (RIA moves
     /20231203/alimenty-1599485050.html to /20231204/...) still names the same article."""
