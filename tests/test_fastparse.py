@@ -253,6 +253,10 @@ HTML_PIECES = [
     "</iframe>", "&lt;p&gt;", "&lt;/p&gt;", "&nbsp;", "&apos;", "<p/>", "<input value=3>",
     "<font color=red>", "</font>", "<o:p>", "<hr>", "&#0;", "\u00e9", "\u2019", "<em", 'x="y">',
     "<table><tr><td>", "</td></tr></table>", "<style>", "</style>", "<svg>", "</svg>", "<q>",
+    "<!--more-->", "<!--[if mso]><x>y</x><![endif]-->", "<!-- a -- b -->", "<!-->", "<!---->",
+    "<picture>", "</picture>", "<mark>", "<object>", "<summary>", "<nav>", "<meta x=1>",
+    "&u=1", "&uiState=2", "&a.b", "&copy2024", "&notit", "&&", "&#12", "&amp", "&AMP;",
+    "<template>", "</template>", "<head>", "<applet>", "</applet>", "<math>", "<wbr>",
 ]  # fmt: skip
 
 

@@ -36,6 +36,9 @@ from feedparser.mixin import _FeedParserMixin
 from feedparser.sanitizer import _HTMLSanitizer, _sanitize_html
 from feedparser.urls import _urljoin, make_safe_absolute_uri, resolve_relative_uris
 
+# The plain-text parity argument is about html_to_text: its tag classes decide which tags matter.
+from seedwatch.textutil import _BLOCK, _SKIP, _VOID
+
 __all__ = ["read_feed"]
 
 Doc = dict[str, Any]
@@ -50,17 +53,30 @@ class Fallback(Exception):
 # ---------------------------------------------------------------------------------------------
 # Plain text that the HTML sanitizer would not change.
 
-# Tags the sanitizer keeps as they are (others it drops, keeping their text; svg/math it treats
-# specially). With only these, html_to_text sees the same elements either way.
-_KEPT_TAGS = frozenset(_HTMLSanitizer.acceptable_elements) - {"svg", "math"}
+# Tags whose handling changes the plain text between the two routes: the sanitizer drops the
+# content of script/applet/style and rewrites svg/math; it drops other unknown tags but keeps
+# their text, which differs from html_to_text only for the tags html_to_text gives a meaning
+# (line breaks, skipped content, alt text). Any other tag, kept or dropped, reads the same.
+_ACCEPTABLE = frozenset(_HTMLSanitizer.acceptable_elements)
+_TEXT_CHANGING_TAGS = frozenset({"script", "applet", "style", "svg", "math"}) | (
+    (_BLOCK | _SKIP | _VOID | {"img"}) - _ACCEPTABLE
+)
 # Entities the sanitizer writes back unchanged (html.py, _BaseHTMLProcessor.handle_entityref).
 _KEPT_ENTITIES = frozenset(html.entities.name2codepoint) | {"apos"}
+# html.unescape also expands these legacy names without a ";" ("&copy2024"), the sanitizer does
+# not ("&amp;copy2024"): an "&name" starting with one of them reads differently.
+_LEGACY_PREFIX = re.compile(
+    "|".join(sorted((n for n in html.entities.html5 if not n.endswith(";")), key=len)[::-1])
+)
 _ATTR = r"""\s+[A-Za-z_:][-A-Za-z0-9_:.]*(?:\s*=\s*(?:"[^"<>]*"|'[^'<>]*'|[^\s"'<>=`]+))?"""
-_TAG = re.compile(rf"<(?:[A-Za-z][A-Za-z0-9]*(?:{_ATTR})*\s*/?|/[A-Za-z][A-Za-z0-9]*\s*)>")
+_COMMENT = r"!--(?:(?!--)[^\x00])*--"  # both parsers end it at the first "-->"
+_TAG = re.compile(
+    rf"<(?:[A-Za-z][A-Za-z0-9]*(?:{_ATTR})*\s*/?|/[A-Za-z][A-Za-z0-9]*\s*|{_COMMENT})>"
+)
 _TAG_NAME = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)")
-# Outside tags: any "<" left, or an "&" that is neither a complete reference nor plain text.
-_LOOSE = re.compile(r"<|&(?!#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]*;|\s|$)")
-_ENTITY_NAME = re.compile(r"&([A-Za-z][A-Za-z0-9]*);")
+# Outside tags: any "<" left, or an "&" that starts neither a reference, a name, nor plain text.
+_LOOSE = re.compile(r"<|&(?!#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z]|\s|$)")
+_ENTITY = re.compile(r"&([A-Za-z][-.A-Za-z0-9]*)(;?)")
 # The sanitizer drops end tags of void elements ("</br>"), which html.parser reads as breaks.
 _VOID_END = re.compile(
     rf"</(?:{'|'.join(sorted(_BaseHTMLProcessor.elements_no_end_tag))})\b", re.IGNORECASE
@@ -68,6 +84,14 @@ _VOID_END = re.compile(
 # The sanitizer writes void elements self-closing, and html_to_text reads no alt text from a
 # self-closing <img/>: the same rewrite here keeps the plain text the same.
 _IMG = re.compile(r"(<img\b[^<>]*?)\s*/?>", re.IGNORECASE)
+
+
+def _same_entities(text: str) -> bool:
+    """True when every "&name" in ``text`` reads the same before and after the sanitizer."""
+    for name, semicolon in _ENTITY.findall(text):
+        if (name not in _KEPT_ENTITIES) if semicolon else bool(_LEGACY_PREFIX.match(name)):
+            return False
+    return True
 
 
 def _feedparser_html(value: str, base: str, content_type: str) -> str:
@@ -84,8 +108,8 @@ def _sanitized(value: str, base: str, content_type: str) -> str:
     if (
         _LOOSE.search(outside)
         or _VOID_END.search(value)
-        or any(name.lower() not in _KEPT_TAGS for name in _TAG_NAME.findall(value))
-        or any(name not in _KEPT_ENTITIES for name in _ENTITY_NAME.findall(outside))
+        or any(name.lower() in _TEXT_CHANGING_TAGS for name in _TAG_NAME.findall(value))
+        or ("&" in outside and not _same_entities(outside))
     ):
         return _feedparser_html(value, base, content_type)
     return _IMG.sub(r"\1 />", value)
@@ -162,13 +186,17 @@ def _join(base: str, uri: str) -> str:
     return str(_urljoin(base or "", uri))
 
 
+_C1 = re.compile("[\x80-\x9f]")
+
+
 def _fix_text(output: str) -> str:
     """feedparser's last steps on every text value: undo UTF-8 read as latin-1, map cp1252."""
     if output.isascii():
         return output
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         output = output.encode("iso-8859-1").decode("utf-8")
-    return output.translate(_cp1252)
+    # translate() with a dict is slow on long text: only when there is something to map.
+    return output.translate(_cp1252) if _C1.search(output) else output
 
 
 class _Reader:
