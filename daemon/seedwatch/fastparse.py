@@ -896,6 +896,15 @@ def _end_source(r: _Reader) -> None:
     r.sourcedata = {}
 
 
+def _start_cc_license(r: _Reader, attrs: dict[str, str]) -> None:
+    r._get_context().setdefault("links", []).append({"rel": "license"})
+
+
+def _end_creativecommons_license(r: _Reader) -> None:
+    r.pop("license")
+    r._get_context().setdefault("links", []).append({"rel": "license"})
+
+
 def _start_nothing(r: _Reader, attrs: dict[str, str]) -> None:
     pass
 
@@ -960,6 +969,8 @@ _START: dict[str, Start] = {
     "enclosure": _start_enclosure,
     "cloud": _start_nothing,
     "source": _start_source,
+    "cc_license": _start_cc_license,
+    "creativecommons_license": _pusher("license", 1),
     "guid": _start_guid,
     "id": _start_guid,
     "title": _start_title,
@@ -1046,6 +1057,8 @@ _END: dict[str, End] = {
     "enclosure": _popper("enclosure"),
     "cloud": _popper("cloud"),
     "source": _end_source,
+    "cc_license": _popper("cc_license"),
+    "creativecommons_license": _end_creativecommons_license,
     "guid": _end_guid,
     "id": _end_guid,
     "title": _end_title,
