@@ -385,3 +385,21 @@ def test_ria_files_served_as_two_feeds_fold_to_965_articles() -> None:
     assert copies_of_others <= {frozenset(("1913054226", "1913069805"))}
     # A few Radio Sputnik items report the same events as RIA ones and join their stories.
     assert 955 <= ids[0] <= 965
+
+
+def test_postings_of_a_crowded_key_are_dropped_until_a_rebuild() -> None:
+    from seedwatch.stories.fingerprint import TITLE, URL, posting_keys
+    from seedwatch.stories.postings import Postings
+
+    word = posting_keys(np.array([7], dtype=np.uint64), TITLE)
+    url = posting_keys(np.array([7], dtype=np.uint64), URL)
+    postings = Postings(crowd=3, buffer_size=4, middle_max=8)
+    for slot in range(12):
+        postings.add(np.concatenate((word, url)), slot)
+    # The word is on 12 items: counted as crowded, its postings gone; the URL keeps all.
+    found = postings.find(np.concatenate((word, url)))
+    assert found.counts[0] > 3 and found.counts[1] == 12
+    assert len(postings) < 24
+    assert found.slots(np.array([1]))[0].tolist() == list(range(12))
+    postings.rebuild(np.concatenate((word | np.uint64(1), word | np.uint64(2), url)))
+    assert postings.find(word).counts == [2]

@@ -26,26 +26,29 @@ _NO_KINDS: U8 = np.zeros(0, dtype=np.uint8)
 # What a token is to an item, as bits of Fingerprint.lookup_kinds.
 IS_ENTITY, IS_TERM, IS_TITLE = 1, 2, 4
 
-# Posting keys of the index (postings.py): a 32-bit value mixed with its kind, so that the kinds
-# do not collide with each other (within one kind the mix is a bijection). Collisions across
-# kinds only add candidates that verification rejects; exact keys are checked against the
-# 64-bit values the index keeps.
-_MIX = 0x9E3779B1
-ENTITY, TITLE, URL, CONTENT, OUTLET = (k * 0x7F4A7C15 & 0xFFFFFFFF for k in range(1, 6))
+# Posting keys of the index (postings.py): a value mixed with its kind into 31 bits, so that
+# kinds rarely collide (collisions only add candidates that verification rejects; exact keys
+# are checked against the 64-bit values the index keeps). The top bit tells names and headline
+# words (clear: the index drops the postings of those on too many items) from exact and outlet
+# keys (set: always kept).
+_MIX = np.uint64(0x9E3779B1)
+ENTITY, TITLE, URL, CONTENT, OUTLET = (k * 0x7F4A7C15 & 0x7FFFFFFF for k in range(1, 6))
+_KEPT = frozenset({URL, CONTENT, OUTLET})
 
 
-def posting_key(value: int, kind: int) -> int:
-    """The posting key of a 32- or 64-bit value, shifted into the high half of a uint64."""
-    folded = (value ^ (value >> 32)) & 0xFFFFFFFF
-    return ((folded * _MIX + kind) & 0xFFFFFFFF) << 32
-
-
-def _token_keys(tokens: U32, n_entities: int) -> U64:
-    kinds = np.full(len(tokens), TITLE, dtype=np.uint64)
-    kinds[:n_entities] = ENTITY
-    mixed = (tokens.astype(np.uint64) * np.uint64(_MIX) + kinds) & np.uint64(0xFFFFFFFF)
+def posting_keys(values: U64, kinds: U64 | int) -> U64:
+    """The posting keys of 32- or 64-bit values, shifted into the high half of a uint64."""
+    folded = (values ^ (values >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
+    mixed = (folded * _MIX + np.asarray(kinds, dtype=np.uint64)) & np.uint64(0x7FFFFFFF)
+    if isinstance(kinds, int) and kinds in _KEPT:
+        mixed = mixed | np.uint64(0x80000000)
     keys: U64 = mixed << np.uint64(32)
     return keys
+
+
+def word_kinds(n_entities: int, n_title: int) -> U64:
+    """The kinds of the name and headline word keys of one item."""
+    return np.repeat(np.array([ENTITY, TITLE], dtype=np.uint64), (n_entities, n_title))
 
 
 def exact_key(value: str) -> int:
@@ -71,7 +74,7 @@ class Fingerprint:
     tokens: U32 = field(default_factory=lambda: _EMPTY)
     n_entities: int = 0
     n_title: int = 0
-    # Posting keys (see posting_key): the content hash's, the URL's when there is one, one per
+    # Posting keys (see posting_keys): the content hash's, the URL's when there is one, one per
     # name and headline word, and last the outlet's (for its template); the index looks them
     # up in one pass and posts the item under all of them.
     keys: U64 = field(default_factory=lambda: _NO_KEYS)
@@ -140,7 +143,9 @@ def fingerprint(item: Item, settings: StorySettings | None = None) -> Fingerprin
     source = _source(item)
     url_key = exact_key(item.url) if item.url else 0
     content_key = exact_key(item.content_hash)
-    exact = [posting_key(content_key, CONTENT)] + ([posting_key(url_key, URL)] if url_key else [])
+    exact = [posting_keys(np.array([content_key], dtype=np.uint64), CONTENT)]
+    if url_key:
+        exact.append(posting_keys(np.array([url_key], dtype=np.uint64), URL))
     # The smallest hashes are a consistent sample: two copies of one long text keep the same
     # words, so their overlap still shows while the index stays small per item.
     other = np.setdiff1d(_hashes(text.terms(lead, lang)), title, assume_unique=True)
@@ -164,9 +169,9 @@ def fingerprint(item: Item, settings: StorySettings | None = None) -> Fingerprin
         n_title=len(title),
         keys=np.concatenate(
             (
-                np.array(exact, dtype=np.uint64),
-                _token_keys(tokens[:n_keys], len(ents)),
-                np.array([posting_key(source, OUTLET)], dtype=np.uint64),
+                *exact,
+                posting_keys(tokens[:n_keys].astype(np.uint64), word_kinds(len(ents), len(title))),
+                posting_keys(np.array([source], dtype=np.uint64), OUTLET),
             )
         ),
         lookup=lookup.astype(np.uint32),

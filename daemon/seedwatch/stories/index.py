@@ -24,8 +24,18 @@ from typing import TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from seedwatch.stories.fingerprint import OUTLET, U32, Fingerprint, fingerprint, posting_key
-from seedwatch.stories.postings import Found, Postings
+from seedwatch.stories.fingerprint import (
+    CONTENT,
+    ENTITY,
+    OUTLET,
+    TITLE,
+    U32,
+    URL,
+    Fingerprint,
+    fingerprint,
+    posting_keys,
+)
+from seedwatch.stories.postings import Found, Postings, ranges
 from seedwatch.stories.settings import StorySettings
 from seedwatch.stories.similarity import (
     CONTENT_MATCH,
@@ -103,7 +113,7 @@ class StoryIndex:
         self._tokens_used = 0
         self._live = 0
         self._oldest = math.inf  # no live item was published before this
-        self._postings = Postings()
+        self._postings = Postings(crowd=4 * s.max_postings)
         self._templates = OutletTemplates(s.template_min_items, s.template_share, self._keys_of)
         self._codes: dict[str, int] = {}
         self._names: list[str] = []
@@ -290,7 +300,7 @@ class StoryIndex:
     def _others(self, rows: npt.NDArray[np.void]) -> Others:
         names = self._names
         sizes = rows["sizes"]
-        at = _ranges(rows["offset"].astype(np.int64), sizes.sum(axis=1, dtype=np.int64))
+        at = ranges(rows["offset"].astype(np.int64), sizes.sum(axis=1, dtype=np.int64))
         return Others(
             url_key=rows["url"],
             content_key=rows["content"],
@@ -303,14 +313,33 @@ class StoryIndex:
 
     def _keys_of(self, outlet: int) -> U64:
         """Template keys of the outlet's live items, concatenated (see templates.py)."""
-        found = self._postings.find(np.array([posting_key(outlet, OUTLET)], dtype=np.uint64))
+        found = self._postings.find(posting_keys(np.array([outlet], dtype=np.uint64), OUTLET))
         rows = self._rows[found.slots(np.zeros(1, dtype=np.int64))[0]]
         rows = rows[(rows["story"] >= 0) & (rows["source"] == outlet)]
         sizes = rows["sizes"][:, :2]  # names, headline words
-        at = _ranges(rows["offset"].astype(np.int64), sizes.sum(axis=1, dtype=np.int64))
+        at = ranges(rows["offset"].astype(np.int64), sizes.sum(axis=1, dtype=np.int64))
         tags = np.repeat(np.tile(_KEY_TAGS, len(rows)), sizes.ravel())
         keys: U64 = (self._tokens[at].astype(np.uint64) << np.uint64(1)) | tags
         return keys
+
+    def _postings_of_all(self) -> U64:
+        """The postings (key << 32 | slot) of every item in slots 0..used."""
+        rows = self._rows[: self._used]
+        slots = np.arange(len(rows), dtype=np.uint64)
+        words = rows["sizes"][:, :2]  # names, headline words
+        n_words = words.sum(axis=1, dtype=np.int64)
+        tokens = self._tokens[ranges(rows["offset"].astype(np.int64), n_words)]
+        kinds = np.tile(np.array([ENTITY, TITLE], dtype=np.uint64), len(rows))
+        has_url = rows["url"] != 0
+        return np.concatenate(
+            (
+                posting_keys(tokens.astype(np.uint64), kinds.repeat(words.ravel()))
+                | slots.repeat(n_words),
+                posting_keys(rows["content"], CONTENT) | slots,
+                posting_keys(rows["url"][has_url], URL) | slots[has_url],
+                posting_keys(rows["source"].astype(np.uint64), OUTLET) | slots,
+            )
+        )
 
     # -- storage ------------------------------------------------------------------------------
 
@@ -356,26 +385,16 @@ class StoryIndex:
         """Move the live items together (rows, tokens, postings) and renumber their slots."""
         rows = self._rows[: self._used]
         live = rows["story"] >= 0
-        new_slot = np.full(len(rows), -1, dtype=np.int64)
-        new_slot[live] = np.arange(int(live.sum()))
         kept = rows[live]
         sizes = kept["sizes"].sum(axis=1, dtype=np.int64)
-        tokens = self._tokens[_ranges(kept["offset"].astype(np.int64), sizes)]
+        tokens = self._tokens[ranges(kept["offset"].astype(np.int64), sizes)]
         kept["offset"] = np.cumsum(sizes) - sizes
         self._rows = np.zeros(max(_MIN_ROWS, int(len(kept) * _GROW)), dtype=_ROW)
         self._rows[: len(kept)] = kept
         self._tokens = np.zeros(max(_MIN_TOKENS, int(len(tokens) * _GROW)), dtype=np.uint32)
         self._tokens[: len(tokens)] = tokens
         self._used, self._tokens_used = len(kept), len(tokens)
-        self._postings.remap(new_slot)
-
-
-def _ranges(starts: I64, sizes: I64) -> I64:
-    """The indices start..start+size of every (start, size), concatenated."""
-    ends = np.cumsum(sizes)
-    total = int(ends[-1]) if len(ends) else 0
-    out: I64 = np.repeat(starts - (ends - sizes), sizes) + np.arange(total)
-    return out
+        self._postings.rebuild(self._postings_of_all())
 
 
 def _grown(array: _A, size: int) -> _A:

@@ -1,11 +1,16 @@
-"""An inverted index from 32-bit keys to 32-bit slots, 8 bytes per posting.
+"""An inverted index from 31-bit keys to 32-bit slots, 8 bytes per posting.
 
 Postings live in sorted uint64 arrays (key << 32 | slot), so a key's slots are one slice found
 by binary search, in three levels: new postings are appended to a small buffer (sorted when it
 is read), which is merged into a middle level when full, and that into the big one when it has
 grown; each step is one linear merge, so the big array is rewritten only every ``middle_max``
-postings. Nothing is removed one by one: the owner filters dead slots on read and calls
-``remap`` when it renumbers its slots, which drops the dead ones.
+postings. Nothing is removed one by one: the owner filters dead slots on read and ``rebuild``s
+the postings when it renumbers its slots.
+
+A word key (top key bit clear: a name or headline word) on more than ``crowd`` items is no use
+to find candidates, so its postings are dropped on the way into the big level and the key is
+only remembered as crowded (``find`` counts it as more than ``crowd``) until the next rebuild.
+Most postings are of such keys; exact and outlet keys (top bit set) are always kept.
 """
 
 from __future__ import annotations
@@ -16,7 +21,17 @@ import numpy.typing as npt
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 _LOW = np.uint64(0xFFFFFFFF)
+_KEY = ~_LOW
+_KEPT_BIT = np.uint64(1 << 63)
 _EMPTY: U64 = np.zeros(0, dtype=np.uint64)
+
+
+def ranges(starts: I64, sizes: I64) -> I64:
+    """The indices start..start+size of every (start, size), concatenated."""
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if len(ends) else 0
+    out: I64 = np.repeat(starts - (ends - sizes), sizes) + np.arange(total)
+    return out
 
 
 def _merged(into: U64, new: U64) -> U64:
@@ -25,21 +40,34 @@ def _merged(into: U64, new: U64) -> U64:
     return out
 
 
+def _keys_in(flat: U64) -> U64:
+    """The distinct word keys of sorted postings."""
+    keys = flat & _KEY
+    first = np.empty(len(keys), dtype=bool)
+    first[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    distinct: U64 = keys[first & ((keys & _KEPT_BIT) == 0)]
+    return distinct
+
+
 class Postings:
-    def __init__(self, buffer_size: int = 4096, middle_max: int = 1 << 18) -> None:
+    def __init__(self, crowd: int, buffer_size: int = 4096, middle_max: int = 1 << 18) -> None:
+        self.crowd = crowd
         self.middle_max = middle_max
         self._big: U64 = _EMPTY
         self._middle: U64 = _EMPTY
         self._buffer: U64 = np.zeros(buffer_size, dtype=np.uint64)
         self._buffered = 0
         self._sorted_upto = 0  # the buffer's first this many postings are sorted
+        self._crowded: U64 = _EMPTY  # sorted
 
     def __len__(self) -> int:
         return len(self._big) + len(self._middle) + self._buffered
 
     @property
     def nbytes(self) -> int:
-        return int(self._big.nbytes + self._middle.nbytes + self._buffer.nbytes)
+        arrays = (self._big, self._middle, self._buffer, self._crowded)
+        return sum(int(a.nbytes) for a in arrays)
 
     def add(self, keys: U64, slot: int) -> None:
         """Post ``slot`` under each of ``keys`` (posting keys: the key in the high 32 bits)."""
@@ -50,13 +78,6 @@ class Postings:
         end = self._buffered + len(keys)
         np.bitwise_or(keys, np.uint64(slot), out=self._buffer[self._buffered : end])
         self._buffered = end
-
-    def _flush(self) -> None:
-        middle = _merged(self._middle, np.sort(self._buffer[: self._buffered]))
-        self._buffered = self._sorted_upto = 0
-        if len(middle) >= self.middle_max:
-            self._big, middle = _merged(self._big, middle), _EMPTY
-        self._middle = middle
 
     def find(self, keys: U64) -> Found:
         """The postings of ``keys``, dead ones included."""
@@ -72,15 +93,48 @@ class Postings:
                 n: I64 = level.searchsorted(upper, side="right") - lo
                 bounds.append((level, lo, n))
                 total += n
+        total[self._is_crowded(keys)] += self.crowd + 1
         return Found(bounds, total)
 
-    def remap(self, new_slot: I64) -> None:
-        """Renumber slots by ``new_slot[old]``; postings of slots mapped to -1 are dropped."""
-        self._flush()
-        flat = _merged(self._big, self._middle)
-        moved = new_slot[(flat & _LOW).astype(np.int64)]
-        keep = moved >= 0
-        self._big, self._middle = (flat[keep] & ~_LOW) | moved[keep].astype(np.uint64), _EMPTY
+    def rebuild(self, postings: U64) -> None:
+        """Replace everything by ``postings`` (key << 32 | slot, any order)."""
+        flat = np.sort(postings)
+        self._crowded = _EMPTY
+        self._big, self._crowded = self._uncrowded(flat, _keys_in(flat))
+        self._middle = _EMPTY
+        self._buffered = self._sorted_upto = 0
+
+    def _is_crowded(self, keys: U64) -> npt.NDArray[np.bool_]:
+        crowded = self._crowded
+        if not len(crowded):
+            return np.zeros(len(keys), dtype=bool)
+        at = crowded.searchsorted(keys & _KEY)
+        np.minimum(at, len(crowded) - 1, out=at)
+        hit: npt.NDArray[np.bool_] = crowded[at] == (keys & _KEY)
+        return hit
+
+    def _flush(self) -> None:
+        new = self._buffer[: self._buffered]
+        new = np.sort(new[~self._is_crowded(new)])
+        middle = _merged(self._middle, new)
+        self._buffered = self._sorted_upto = 0
+        if len(middle) >= self.middle_max:
+            self._big, crowded = self._uncrowded(_merged(self._big, middle), _keys_in(middle))
+            self._crowded = np.union1d(self._crowded, crowded)
+            middle = _EMPTY
+        self._middle = middle
+
+    def _uncrowded(self, flat: U64, keys: U64) -> tuple[U64, U64]:
+        """``flat`` without the postings of those of ``keys`` on more than ``crowd`` items,
+        and those keys."""
+        lo = flat.searchsorted(keys)
+        n = flat.searchsorted(keys | _LOW, side="right") - lo
+        crowded = n > self.crowd
+        if not crowded.any():
+            return flat, _EMPTY
+        keep = np.ones(len(flat), dtype=bool)
+        keep[ranges(lo[crowded].astype(np.int64), n[crowded].astype(np.int64))] = False
+        return flat[keep], keys[crowded]
 
 
 class Found:
