@@ -483,6 +483,21 @@ def test_short_content_is_not_matched_by_hash(sessions: sessionmaker[Session]) -
         assert count(s, ItemRecord) == 3 and count(s, Story) == 3
 
 
+def test_alike_new_stories_take_ids_in_item_order(sessions: sessionmaker[Session]) -> None:
+    """Two new stories alike in every column (no URL, the same short content) get their ids
+    in the order of their items, as row-by-row INSERTs gave them."""
+    fid = feeds(sessions, "a")["a"]
+    urls = [f"http://a.test/{n}" for n in range(3)]
+    with sessions() as s:
+        q.store_batch(s, fid, [pitem(fid, f"old{n}", url=u) for n, u in enumerate(urls)], now=NOW)
+        # The feed used these URLs before: they say nothing about the story (no story URL).
+        again = [pitem(fid, f"new{n}", url=u, title="Video", text_=" ") for n, u in enumerate(urls)]
+        out = q.store_batch(s, fid, again, now=NOW)
+        stories = q.story_ids_by_key(s, out.new_items)
+    assert len(set(stories.values())) == 3
+    assert [stories[f"new{n}"] for n in range(3)] == sorted(stories.values())
+
+
 def test_cross_feed_same_url_joins_the_story(sessions: sessionmaker[Session]) -> None:
     ids = feeds(sessions, "tass", "akipress", "trend")
     url = "http://wire.test/csto-summit"

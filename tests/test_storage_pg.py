@@ -36,6 +36,9 @@ from tests.test_storage import (
     test_a_writer_racing_between_read_and_write as test_a_writer_racing_between_read_and_write,
 )
 from tests.test_storage import (
+    test_alike_new_stories_take_ids_in_item_order as test_alike_new_stories_take_ids_in_item_order,
+)
+from tests.test_storage import (
     test_claim_due_alerts_builds_the_message_and_leases as test_claim_due_alerts_builds_the_message_and_leases,  # noqa: E501
 )
 from tests.test_storage import (

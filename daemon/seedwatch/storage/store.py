@@ -608,10 +608,13 @@ def _finish(
 
 def _insert_stories(conn: Connection, st: _Stmts, new_stories: list[dict[str, Any]]) -> list[int]:
     """Insert the plan's new stories; their ids in the plan's order. Stories alike in every
-    column the RETURNING row shows are alike in every column, so either id fits either."""
+    column the RETURNING row shows are alike in every column: those take their ids in
+    order, as row-by-row INSERTs would have given them."""
     ids: dict[tuple[Any, ...], list[int]] = {}
     for sid, *cols in conn.execute(st.bulk_story, new_stories).all():
         ids.setdefault(tuple(cols), []).append(int(sid))
+    for alike in ids.values():
+        alike.sort(reverse=True)
     return [ids[tuple(v[c.name] for c in _STORY_COLS)].pop() for v in new_stories]
 
 
