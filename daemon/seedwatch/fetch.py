@@ -129,13 +129,14 @@ def fetch(
             result = _fetch(session, feed, http, force, deadline, started)
     finally:
         deadline.cancel()
-    log.debug(
-        "fetched feed=%s url=%s status=%s bytes=%d",
-        feed.id,
-        redact_url(result.url),
-        result.status,
-        len(result.body),
-    )
+    if log.isEnabledFor(logging.DEBUG):  # redacting the URL costs even when nothing logs
+        log.debug(
+            "fetched feed=%s url=%s status=%s bytes=%d",
+            feed.id,
+            redact_url(result.url),
+            result.status,
+            len(result.body),
+        )
     return result
 
 
