@@ -170,6 +170,31 @@ def test_idle_hosts_are_forgotten() -> None:
     assert len(lim._hosts) < 10
 
 
+def test_a_host_with_waiters_is_not_forgotten() -> None:
+    lim, clock = limiter(per_host=1, gap=0.0)
+    url = "https://held.example/"
+    held = lim.slot(url)
+    held.__enter__()
+    entered = threading.Event()
+
+    def waiter() -> None:
+        with lim.slot(url):
+            entered.set()
+
+    t = threading.Thread(target=waiter, daemon=True)
+    t.start()
+    t.join(0.2)
+    clock.now += 5
+    for i in range(300):  # enough hosts to sweep the idle ones
+        with lim.slot(f"https://h{i}.example/"):
+            pass
+    assert not entered.is_set()
+    held.__exit__(None, None, None)
+    assert entered.wait(5)
+    t.join(5)
+    assert lim.in_flight(url) == 0
+
+
 @pytest.mark.parametrize(("per_host", "gap"), [(0, 1.0), (1, -1.0)])
 def test_bad_arguments(per_host: int, gap: float) -> None:
     with pytest.raises(ValueError):

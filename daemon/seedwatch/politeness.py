@@ -29,7 +29,11 @@ _SWEEP_AT = 256
 
 @dataclass
 class _HostState:
+    # On the limiter's lock: a slot freed wakes one waiter for this host, not every waiter
+    # of every host (they would all wake to find nothing for them).
+    freed: threading.Condition
     active: int = 0
+    waiting: int = 0
     next_start: float = float("-inf")  # clock time before which no new request may start
 
 
@@ -52,7 +56,7 @@ class HostLimiter:
         self.gap = gap
         self._clock = clock
         self._sleep = sleep
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._hosts: dict[str, _HostState] = {}
 
     def slot(self, url: str) -> contextlib.AbstractContextManager[None]:
@@ -70,12 +74,16 @@ class HostLimiter:
             self._release(host)
 
     def _acquire(self, host: str) -> float:
-        with self._cond:
-            while True:
-                state = self._hosts.setdefault(host, _HostState())
-                if state.active < self.per_host:
-                    break
-                self._cond.wait()
+        with self._lock:
+            state = self._hosts.get(host)
+            if state is None:
+                state = self._hosts[host] = _HostState(threading.Condition(self._lock))
+            while state.active >= self.per_host:
+                state.waiting += 1
+                try:
+                    state.freed.wait()
+                finally:
+                    state.waiting -= 1
             now = self._clock()
             # Reserve the start time now, so waiters released together are spaced by ``gap``
             # instead of all sleeping until the same instant.
@@ -85,20 +93,24 @@ class HostLimiter:
             return start - now
 
     def _release(self, host: str) -> None:
-        with self._cond:
-            state = self._hosts.get(host)
-            if state is not None:
-                state.active -= 1
+        with self._lock:
+            state = self._hosts[host]
+            state.active -= 1
+            if state.waiting:
+                state.freed.notify()
             if len(self._hosts) > _SWEEP_AT:
                 # Forget idle hosts whose gap has passed so a long run over many hosts stays small.
                 now = self._clock()
-                idle = [h for h, s in self._hosts.items() if not s.active and s.next_start <= now]
+                idle = [
+                    h
+                    for h, s in self._hosts.items()
+                    if not s.active and not s.waiting and s.next_start <= now
+                ]
                 for name in idle:
                     del self._hosts[name]
-            self._cond.notify_all()
 
     def in_flight(self, url: str) -> int:
         """Requests holding a slot for the URL's host right now (for status and metrics)."""
-        with self._cond:
+        with self._lock:
             state = self._hosts.get(host_key(url))
             return state.active if state else 0
