@@ -257,6 +257,8 @@ HTML_PIECES = [
     "<picture>", "</picture>", "<mark>", "<object>", "<summary>", "<nav>", "<meta x=1>",
     "&u=1", "&uiState=2", "&a.b", "&copy2024", "&notit", "&&", "&#12", "&amp", "&AMP;",
     "<template>", "</template>", "<head>", "<applet>", "</applet>", "<math>", "<wbr>",
+    "<script>var a = 1;</script>", "<style>p {color: red}</style>", "<SCRIPT src=x></SCRIPT >",
+    '<script type="application/ld+json">{"a": "b>c"}</script>', "<script>if (a<b) x()</script>",
 ]  # fmt: skip
 
 

@@ -81,6 +81,9 @@ _ENTITY = re.compile(r"&([A-Za-z][-.A-Za-z0-9]*)(;?)")
 _VOID_END = re.compile(
     rf"</(?:{'|'.join(sorted(_BaseHTMLProcessor.elements_no_end_tag))})\b", re.IGNORECASE
 )
+# Script and style blocks of plain text vanish on both routes (html.parser skips their content,
+# the sanitizer drops it); with "<" or "&" inside, sgmllib may read markup there.
+_CODE_BLOCK = re.compile(r"<(script|style)\b[^<>]*>[^<&]*</\1\s*>", re.IGNORECASE)
 # The sanitizer writes void elements self-closing, and html_to_text reads no alt text from a
 # self-closing <img/>: the same rewrite here keeps the plain text the same.
 _IMG = re.compile(r"(<img\b[^<>]*?)\s*/?>", re.IGNORECASE)
@@ -104,15 +107,16 @@ def _sanitized(value: str, base: str, content_type: str) -> str:
     """``value`` as feedparser leaves it, or as it is when the plain text would be the same."""
     if "<" not in value and "&" not in value:
         return value
-    outside = _TAG.sub(" ", value)
+    html = _CODE_BLOCK.sub("", value)
+    outside = _TAG.sub(" ", html)
     if (
         _LOOSE.search(outside)
-        or _VOID_END.search(value)
-        or any(name.lower() in _TEXT_CHANGING_TAGS for name in _TAG_NAME.findall(value))
+        or _VOID_END.search(html)
+        or any(name.lower() in _TEXT_CHANGING_TAGS for name in _TAG_NAME.findall(html))
         or ("&" in outside and not _same_entities(outside))
     ):
         return _feedparser_html(value, base, content_type)
-    return _IMG.sub(r"\1 />", value)
+    return _IMG.sub(r"\1 />", html)
 
 
 # ---------------------------------------------------------------------------------------------
