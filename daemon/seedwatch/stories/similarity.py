@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -56,9 +57,11 @@ class Others:
     sizes: npt.NDArray[np.uint16]  # (m, 3): names, headline words, other lead words
     tokens: U32
 
-    def row(self, j: int) -> tuple[int, int, int]:
-        """The URL key, content key and outlet of candidate ``j``."""
-        return int(self.url_key[j]), int(self.content_key[j]), int(self.source[j])
+    @cached_property
+    def rows(self) -> list[tuple[int, int, int, int, int, int]]:
+        """Per candidate as Python ints: URL key, content key, outlet, and its sizes."""
+        columns = (self.url_key, self.content_key, self.source, *self.sizes.T)
+        return list(zip(*(c.tolist() for c in columns), strict=True))
 
     @classmethod
     def of(cls, fps: Sequence[Fingerprint]) -> Others:
@@ -171,13 +174,12 @@ class Probe:
     ) -> Similarity:
         """The similarity with candidate ``j`` of ``others``, given its overlaps()."""
         a = self.fp
-        url_key, content_key, source = others.row(j)
+        url_key, content_key, source, n_ent, n_title, n_other = others.rows[j]
         if a.url_key and a.url_key == url_key:
             return URL_MATCH
         if a.content_key == content_key:
             return CONTENT_MATCH
         shared_e, shared_t, shared_a, shared_b = shared
-        n_ent, n_title, n_other = others.sizes[j].tolist()
         language, script = others.language[j], others.script[j]
         counts = _Counts(
             shared_entities=shared_e,
