@@ -1,6 +1,7 @@
 """Fold near-duplicates and reports of the same event into stories, within a time window.
 
-    item --fingerprint (pure, any process)--> Fingerprint --StoryIndex.match--> StoryMatch | None
+    item --fingerprint (pure, any process)--> Fingerprint
+    a poll's fingerprints --StoryIndex.match_many--> StoryMatch | None each (match: one)
     (after commit) StoryIndex.add_fingerprint(fp, story_id); periodically StoryIndex.expire(now)
     (StoryIndex.find(item) / add(item, story_id) do both steps in one process)
 

@@ -113,7 +113,7 @@ class StoryIndex:
         self._tokens_used = 0
         self._live = 0
         self._oldest = math.inf  # no live item was published before this
-        self._postings = Postings(crowd=4 * s.max_postings)
+        self._postings = Postings(crowd=2 * s.max_postings)
         self._templates = OutletTemplates(s.template_min_items, s.template_share, self._keys_of)
         self._codes: dict[str, int] = {}
         self._names: list[str] = []
