@@ -403,3 +403,30 @@ def test_postings_of_a_crowded_key_are_dropped_until_a_rebuild() -> None:
     assert found.slots(np.array([1]))[0].tolist() == list(range(12))
     postings.rebuild(np.concatenate((word | np.uint64(1), word | np.uint64(2), url)))
     assert postings.find(word).counts == [2]
+
+
+def test_match_many_is_match_for_each() -> None:
+    index = StoryIndex(StorySettings())
+    index.add(QUAKE_A, 1)
+    index.add(WIRE_A, 2)
+    probes = [fingerprint(it) for it in (QUAKE_B, BORDER, WIRE_A, QUAKE_A)]
+    batch = [m.story_id if m else None for m in index.match_many(probes)]
+    assert batch == [m.story_id if m else None for m in map(index.match, probes)]
+    assert batch == [1, None, 2, 1]
+
+
+def test_max_items_drops_the_oldest_first() -> None:
+    index = StoryIndex(StorySettings(max_items=64))
+    for i in range(200):
+        index.add(
+            make(
+                f"Item {i}",
+                f"Body {i}.",
+                url=f"https://x.example/{i}",
+                at=T0 + timedelta(minutes=i),
+            ),
+            i,
+        )
+    assert len(index) <= 64
+    assert index.find(make("Item 199", "Body 199.", url="https://x.example/199")) == 199
+    assert index.find(make("Item 0", "Body 0.", url="https://x.example/0")) is None
