@@ -382,12 +382,15 @@ class StoryIndex:
         log.debug("story index at max_items: dropped the %d oldest items", count)
 
     def _compact(self) -> None:
-        """Move the live items together (rows, tokens, postings) and renumber their slots."""
-        rows = self._rows[: self._used]
-        live = rows["story"] >= 0
-        kept = rows[live]
+        """Move the live items together (rows, tokens, postings) and renumber their slots.
+        Each old array is let go before its successor is filled, to keep the peak low."""
+        self._postings.clear()
+        live = self._rows["story"][: self._used] >= 0
+        kept = self._rows[: self._used][live]
+        self._rows = np.zeros(0, dtype=_ROW)
         sizes = kept["sizes"].sum(axis=1, dtype=np.int64)
         tokens = self._tokens[ranges(kept["offset"].astype(np.int64), sizes)]
+        self._tokens = np.zeros(0, dtype=np.uint32)
         kept["offset"] = np.cumsum(sizes) - sizes
         self._rows = np.zeros(max(_MIN_ROWS, int(len(kept) * _GROW)), dtype=_ROW)
         self._rows[: len(kept)] = kept

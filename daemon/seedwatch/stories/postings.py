@@ -96,13 +96,16 @@ class Postings:
         total[self._is_crowded(keys)] += self.crowd + 1
         return Found(bounds, total)
 
-    def rebuild(self, postings: U64) -> None:
-        """Replace everything by ``postings`` (key << 32 | slot, any order)."""
-        flat = np.sort(postings)
-        self._crowded = _EMPTY
-        self._big, self._crowded = self._uncrowded(flat, _keys_in(flat))
-        self._middle = _EMPTY
+    def clear(self) -> None:
+        self._big = self._middle = self._crowded = _EMPTY
         self._buffered = self._sorted_upto = 0
+
+    def rebuild(self, postings: U64) -> None:
+        """Replace everything by ``postings`` (key << 32 | slot, any order; sorted in place).
+        Clear before computing them, so that old and new are not held at once."""
+        self.clear()
+        postings.sort()
+        self._big, self._crowded = self._uncrowded(postings, _keys_in(postings))
 
     def _is_crowded(self, keys: U64) -> npt.NDArray[np.bool_]:
         crowded = self._crowded
