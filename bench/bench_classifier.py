@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "daemon"))
 
 from seedwatch.classify import Classifier, load_seeds  # noqa: E402
 from seedwatch.classify import text as text_mod  # noqa: E402
+from seedwatch.classify.model import STREAM_CAP  # noqa: E402
 from seedwatch.classify.static import load_table  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -105,6 +106,16 @@ def time_new(seeds: Path, stream: list[tuple[str, str]], batch: int) -> tuple[fl
     return t_an, t_clf
 
 
+def refit_cost(seeds: Path, stream: list[tuple[str, str]], repeat: int = 3) -> float:
+    """Seconds of one refit (topic models and calibration against a full kept stream)."""
+    clf = Classifier.build(load_seeds(seeds))
+    clf.observe_all([clf.analyzer(t, x) for t, x in stream[:STREAM_CAP]])
+    t0 = time.process_time()
+    for _ in range(repeat):
+        clf._refit()
+    return (time.process_time() - t0) / repeat
+
+
 def time_old(module: ModuleType, seeds: Path, stream: list[tuple[str, str]]) -> float:
     clf: Any = module.Classifier.build(load_seeds(seeds))
     t0 = time.process_time()
@@ -159,6 +170,7 @@ def main() -> int:
         f"now:    score+observe {t_clf * per:.3f} ms/item ({len(stream) / t_clf:,.0f} items/s, "
         f"batches of {args.batch}); analysis {t_an * per:.3f} ms/item (in workers)"
     )
+    print(f"refit against {STREAM_CAP} stream items: {refit_cost(args.seeds, stream):.3f} s")
     if args.before is not None:
         t_old = time_old(load_before(args.before), args.seeds, stream)
         print(

@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from seedwatch.classify.analysis import Analysis, analyze, analyze_with_text
-from seedwatch.classify.features import Feats, FloatArr, Stats, featurize
+from seedwatch.classify.features import Feats, FloatArr, IntArr, Stats, featurize
 from seedwatch.classify.seeds import SeedSet
 from seedwatch.classify.static import StaticTable, load_table
-from seedwatch.classify.topic import Result, TopicModel
+from seedwatch.classify.topic import Result, StreamIndex, TopicModel
 from seedwatch.errors import SeedError
 from seedwatch.types import Score
 
@@ -166,6 +166,9 @@ class Classifier:
         from_stream = len(stream) >= FIRST_REFIT
         pool = self._featurize(stream if from_stream else [*self._background, *stream], add=True)
         doc_feats = self._doc_feats()
+        # Neighbour smoothing, like the feedback, only once the pool is the real stream.
+        index = StreamIndex(pool, self._stats.size) if from_stream else None
+        near = index.nearest(pool) if index is not None else None
         topics: list[TopicModel] = []
         for topic in self.seeds.topics:
             tm = TopicModel(topic, doc_feats, self._stats.size)
@@ -180,10 +183,12 @@ class Classifier:
                 if top:
                     tm = TopicModel(topic, doc_feats, self._stats.size, pseudo=pool.take(top))
                     raws = tm.calibrate(pool)
-            tm.fit_supervised(pool, raws)
+            raws = tm.fit_supervised(pool, raws)
+            if index is not None and near is not None:
+                tm.fit_neighbours(pool, raws, index, near)
             topics.append(tm)
         # One assignment: a score() running meanwhile sees the old models or the new ones.
-        self._topics = topics
+        self._topics, self._index = topics, index
 
     def _refit(self) -> None:
         self._fit()
@@ -225,6 +230,8 @@ class Classifier:
             kept = stats.prune(pinned)
             for tm in self._topics:
                 tm.remap(kept)
+            if self._index is not None:
+                self._index.remap(kept)
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -239,7 +246,8 @@ class Classifier:
         if not analyses:
             return []
         feats = self._featurize(analyses, add=False)
-        results = [tm.evaluate(feats) for tm in self._topics]
+        near = self._near(feats)
+        results = [tm.evaluate(feats, near) for tm in self._topics]
         values = [tm.scores(r.raw).tolist() for tm, r in zip(self._topics, results, strict=True)]
         best = [0] * len(analyses)
         for t in range(1, len(values)):
@@ -259,7 +267,12 @@ class Classifier:
     def topic_scores(self, analyses: Sequence[Analysis]) -> list[list[float]]:
         """Per topic (in seed order), every analysis's calibrated score for that topic."""
         feats = self._featurize(analyses, add=False)
-        return [tm.scores(tm.evaluate(feats).raw).tolist() for tm in self._topics]
+        near = self._near(feats)
+        return [tm.scores(tm.evaluate(feats, near).raw).tolist() for tm in self._topics]
+
+    def _near(self, feats: Feats) -> IntArr | None:
+        """The batch's nearest stream items, found once for every topic."""
+        return self._index.nearest(feats) if self._index is not None else None
 
     def _explain(
         self,

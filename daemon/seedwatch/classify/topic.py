@@ -38,10 +38,18 @@ EXAMPLE_CHARS = 1200
 SUP_WEIGHT = 2.5  # weight of the supervised score in raw once examples abound
 SUP_HALF = 5.0  # examples at which it gets half of SUP_WEIGHT
 SUP_NEG_Z = 1.0  # stream items above this (in spreads) are not trusted as negatives
-SUP_LAMBDA = 1e-2
-SUP_ITERS = 300
+# A weak L2 term and a long budget: with a score of examples the word weights need room to
+# grow (the static-vector dims, dense and unit-scale, otherwise carry the whole fit, and they
+# say "world news" as much as "security").
+SUP_LAMBDA = 1e-3
+SUP_ITERS = 1000
 SUP_DENSE = 1.0
 COUNTER_SUP = 10.0  # a counter-example weighs as much as this many stream negatives
+# Neighbour smoothing (see TopicModel.fit_neighbours): a text's raw similarity is lifted by
+# NEIGHBOUR_WEIGHT times the mean z of its NEIGHBOURS nearest stream items (BM25 cosine).
+NEIGHBOURS = 10
+NEIGHBOUR_WEIGHT = 0.5
+SAME_TEXT = 0.999  # a stream item this similar is the text itself, not a neighbour
 CHUNK = 512  # texts per pass when calibrating, to bound the (texts x block rows) arrays
 TERMS = 6
 
@@ -162,6 +170,57 @@ class _Block:
         return out
 
 
+def _chunks(f: Feats) -> list[Feats]:
+    """``f`` in batches of CHUNK texts, to bound the (texts x block rows) arrays."""
+    if f.n <= CHUNK:
+        return [f]
+    return [f.take(np.arange(a, min(a + CHUNK, f.n))) for a in range(0, f.n, CHUNK)]
+
+
+def _query(colmap: IntArr, f: Feats) -> Query:
+    """``f`` seen through the columns of ``colmap`` (stem id -> column, -1 for none)."""
+    inside = f.sid < len(colmap)
+    col = np.full(len(f.sid), -1, dtype=np.int64)
+    col[inside] = colmap[f.sid[inside]]
+    keep = np.flatnonzero(col >= 0)
+    return Query(f.n, f.item[keep], col[keep], f.val[keep], keep, f.dense, f.has_dense)
+
+
+class StreamIndex:
+    """The calibration stream's texts as one block of BM25 terms, to find a text's nearest
+    stream items (see TopicModel.fit_neighbours). Shared by every topic: the neighbours of a
+    batch are found once. Terms only: the static vectors place every world-news item near
+    every other."""
+
+    def __init__(self, pool: Feats, n_ids: int) -> None:
+        vocab = np.unique(pool.sid)
+        self.colmap = np.full(n_ids, -1, dtype=np.int64)
+        self.colmap[vocab] = np.arange(len(vocab), dtype=np.int64)
+        rows = Feats(
+            pool.n, pool.start, pool.item, pool.sid, pool.val, None, np.zeros(pool.n, bool)
+        )
+        self.block = _Block(
+            [("", ())] * pool.n, [1] * pool.n, rows, self.colmap[pool.sid], len(vocab)
+        )
+
+    def remap(self, kept: IntArr) -> None:
+        """Follow Stats.prune's renumbering (``kept``: old id of every new id)."""
+        self.colmap = self.colmap[kept[kept < len(self.colmap)]]
+
+    def nearest(self, f: Feats) -> IntArr:
+        """(texts, NEIGHBOURS): the stream rows nearest each text, -1 where fewer share a
+        word with it. A stream item all but identical to the text is the text itself."""
+        parts = []
+        for chunk in _chunks(f):
+            sims = self.block.sims(_query(self.colmap, chunk))
+            sims[sims >= SAME_TEXT] = 0.0
+            k = min(NEIGHBOURS, sims.shape[1])
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            top[np.take_along_axis(sims, top, axis=1) <= 0] = -1
+            parts.append(top)
+        return np.concatenate(parts) if parts else np.zeros((0, NEIGHBOURS), np.int64)
+
+
 class _Supervised:
     """Logistic regression over [BM25 weights on the topic's stems | static vector]: the seeds
     (and their paragraphs) against ordinary stream items and the counter-examples.
@@ -271,17 +330,15 @@ class TopicModel:
         self.sup_weight = 0.0
         self.sim_mid = 0.0
         self.sim_spread = 1.0
+        self.stream: StreamIndex | None = None
+        self.lift: FloatArr = np.zeros(0)
 
     def remap(self, kept: IntArr) -> None:
         """Follow Stats.prune's renumbering (``kept``: old id of every new id)."""
         self.colmap = self.colmap[kept[kept < len(self.colmap)]]
 
     def query(self, f: Feats) -> Query:
-        inside = f.sid < len(self.colmap)
-        col = np.full(len(f.sid), -1, dtype=np.int64)
-        col[inside] = self.colmap[f.sid[inside]]
-        keep = np.flatnonzero(col >= 0)
-        return Query(f.n, f.item[keep], col[keep], f.val[keep], keep, f.dense, f.has_dense)
+        return _query(self.colmap, f)
 
     def _block(self, docs: Sequence[SeedDoc], doc_feats: dict[str, Feats]) -> _Block:
         parts = [doc_feats[d.name] for d in docs]
@@ -339,8 +396,9 @@ class TopicModel:
             value = (1 - w) * value + w * centroid.sims(q)[:, 0]
         return value, best_doc, rows
 
-    def evaluate(self, f: Feats) -> Result:
-        """Raw similarities of a batch, with what explanations need."""
+    def evaluate(self, f: Feats, near: IntArr | None = None) -> Result:
+        """Raw similarities of a batch, with what explanations need. ``near``: the batch's
+        StreamIndex.nearest, when the caller has it already (it serves every topic)."""
         q = self.query(f)
         value, best_doc, rows = self._sim(self.docs, self.centroid, self.n_docs, q)
         if self.all_docs is not None:
@@ -354,14 +412,19 @@ class TopicModel:
             value = (value - self.sim_mid) / self.sim_spread + self.sup_weight * (
                 sup - self.sup.mid
             ) / self.sup.spread
+        if self.stream is not None:
+            near = self.stream.nearest(f) if near is None else near
+            value = value + np.where(near >= 0, self.lift[near], 0.0).sum(axis=1) / NEIGHBOURS
         return Result(value, best_doc, rows, q)
 
-    def raws(self, f: Feats) -> FloatArr:
+    def raws(self, f: Feats, near: IntArr | None = None) -> FloatArr:
         """Raw similarities of a batch of any size, CHUNK texts at a time."""
-        parts = [
-            self.evaluate(f.take(np.arange(a, min(a + CHUNK, f.n)))).raw
-            for a in range(0, f.n, CHUNK)
-        ]
+        parts = []
+        at = 0
+        for chunk in _chunks(f):
+            part = None if near is None else near[at : at + chunk.n]
+            parts.append(self.evaluate(chunk, part).raw)
+            at += chunk.n
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def scores(self, raw: FloatArr) -> FloatArr:
@@ -371,9 +434,9 @@ class TopicModel:
             out: FloatArr = 1.0 / (1.0 + np.exp(-U_SLOPE * (u - U_MID)))
         return out
 
-    def calibrate(self, background: Feats) -> FloatArr:
+    def calibrate(self, background: Feats, near: IntArr | None = None) -> FloatArr:
         """Fit mid and spread to ``background``; returns its raw similarities."""
-        raws = self.raws(background)
+        raws = self.raws(background, near)
         if not background.n:
             return raws
         self.mid = float(np.median(raws))
@@ -388,10 +451,11 @@ class TopicModel:
         self.anchor = max(ANCHOR_MIN, float(np.median(z[:ANCHOR_TOP])))
         return raws
 
-    def fit_supervised(self, pool: Feats, raws: FloatArr) -> None:
-        """Learn the supervised part once the topic has example items; then recalibrate."""
+    def fit_supervised(self, pool: Feats, raws: FloatArr) -> FloatArr:
+        """Learn the supervised part once the topic has example items; then recalibrate.
+        Returns the raw similarities of ``pool`` as they now stand."""
         if not self.n_examples or not pool.n:
-            return
+            return raws
         self.sim_mid, self.sim_spread = self.mid, self.spread
         negatives = np.flatnonzero((raws - self.mid) / self.spread < SUP_NEG_Z)
         pos: list[Feats] = []
@@ -423,4 +487,22 @@ class TopicModel:
         sup.spread = max(MIN_SPREAD, sup.mid - float(np.quantile(values, 0.16)))
         self.sup = sup
         self.sup_weight = SUP_WEIGHT * self.n_examples / (self.n_examples + SUP_HALF)
-        self.calibrate(pool)
+        return self.calibrate(pool)
+
+    def fit_neighbours(
+        self, pool: Feats, raws: FloatArr, stream: StreamIndex, near: IntArr
+    ) -> None:
+        """Smooth scores over the stream (``pool``, indexed as ``stream``; ``near`` its own
+        nearest rows), then recalibrate.
+
+        Items about one story or one kind of event come in groups, and a group shares words
+        that no seed has: a terse item whose own words barely touch the seeds is still
+        relevant when the stream items that share its words score high, and a loosely
+        similar item is less so when they score like ordinary news. Each stream item's z is
+        kept; a text's raw similarity is lifted by NEIGHBOUR_WEIGHT times the mean z of its
+        NEIGHBOURS nearest stream items (label propagation in one step; a missing neighbour
+        counts as ordinary news, z = 0).
+        """
+        self.lift = NEIGHBOUR_WEIGHT * (raws - self.mid)  # z, back in raw units
+        self.stream = stream
+        self.calibrate(pool, near)
