@@ -493,7 +493,13 @@ def test_alike_new_stories_take_ids_in_item_order(sessions: sessionmaker[Session
         # The feed used these URLs before: they say nothing about the story (no story URL).
         again = [pitem(fid, f"new{n}", url=u, title="Video", text_=" ") for n, u in enumerate(urls)]
         out = q.store_batch(s, fid, again, now=NOW)
-        stories = q.story_ids_by_key(s, out.new_items)
+        in_db = {
+            key: sid for key, sid in s.execute(
+                select(ItemRecord.key, ItemRecord.story_id).where(ItemRecord.id.in_(out.new_items))
+            ).all()
+        }
+    stories = dict(out.stories)
+    assert stories == in_db  # what the outcome says is what was stored
     assert len(set(stories.values())) == 3
     assert [stories[f"new{n}"] for n in range(3)] == sorted(stories.values())
 

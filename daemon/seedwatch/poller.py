@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -263,17 +262,13 @@ def poll_feed(
 def _index_new(rt: Runtime, outcome: StoreOutcome, done: Processed) -> None:
     """Teach the story index and the classifier the items just stored."""
     prepared = done.prepared
-    with rt.write_lock, rt.sessions() as s:
-        stories = queries.story_ids_by_key(s, outcome.new_items)
-        learnt: list[Analysis] = []
-        for item, fp, analysis in zip(
-            prepared.items, prepared.fingerprints, prepared.analyses, strict=True
-        ):
-            story_id = stories.get(item.key)
-            if story_id is None:  # a duplicate, not stored
-                continue
-            rt.stories.add_fingerprint(fp, story_id)
-            learnt.append(analysis)
+    position = {item.key: i for i, item in enumerate(prepared.items)}
+    learnt: list[Analysis] = []
+    with rt.write_lock:
+        for key, story_id in outcome.stories:
+            i = position[key]
+            rt.stories.add_fingerprint(prepared.fingerprints[i], story_id)
+            learnt.append(prepared.analyses[i])
         # The classifier learns word statistics and its calibration from the stream.
         rt.classifier.observe_analyzed(learnt)
 
@@ -407,13 +402,14 @@ def poll_due(
     metrics.refresh_gauges(rt.sessions, rt.clock.now(), min_age=metrics.GAUGE_REFRESH)
     claimed_at = rt.clock.now()
     with rt.write_lock, rt.sessions() as s:
-        feeds = queries.claim_due_feeds(
+        polls = queries.claim_due_polls(
             s, claimed_at, limit=max(cfg.schedule.workers * 16, 64), owner=rt.owner,
             lease=cfg.schedule.lease, all_feeds=all_feeds,
         )
-    report.feeds = len(feeds)
-    if not feeds:
+    report.feeds = len(polls)
+    if not polls:
         return report
+    contexts = {feed.id: context for feed, context in polls}
     lock = threading.Lock()
     # A feed waiting in this pass for a worker may outlive its lease, and another daemon may
     # claim it meanwhile. Past a quarter of the lease it is renewed (and skipped if that
@@ -424,7 +420,7 @@ def poll_due(
         if stop is not None and stop.is_set():
             return  # left due: its lease expires and the next start polls it
         now = rt.clock.now()
-        context: PollContext | None = None
+        context: PollContext | None = contexts[feed.id]
         if now >= renew_after:
             with rt.sessions() as s:
                 context = renew_feed_lease(
@@ -455,6 +451,5 @@ def poll_due(
         if on_done is not None:
             on_done(feed, res, err)
 
-    with ThreadPoolExecutor(max_workers=cfg.schedule.workers, thread_name_prefix="poll") as pool:
-        list(pool.map(one, feeds))
+    list(rt.fetchers().map(one, [feed for feed, _ in polls]))
     return report

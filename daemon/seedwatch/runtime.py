@@ -13,6 +13,7 @@ import random
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -91,6 +92,9 @@ class Runtime:
     stamps: dict[str, tuple[tuple[str, int, int], ...]] = field(default_factory=dict)
     # Parses in worker processes; inline (workers=0) unless start() sets it from the config.
     prepare_pool: PreparePool = field(default_factory=lambda: PreparePool(0))
+    # The fetching threads live as long as the runtime: each keeps its requests Session, and
+    # with it the open connections, from one poll pass to the next.
+    _fetchers: tuple[int, ThreadPoolExecutor] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def start(cls, config_path: Path, *, clock: Clock | None = None) -> Runtime:
@@ -125,7 +129,22 @@ class Runtime:
             s.commit()
         return rt
 
+    def fetchers(self) -> ThreadPoolExecutor:
+        """The pool of ``[schedule] workers`` fetching threads (a new one after a reload
+        changes the number). Only the poll pass, one at a time, uses it."""
+        n = self.config.schedule.workers
+        current = self._fetchers
+        if current is None or current[0] != n:
+            if current is not None:
+                current[1].shutdown(wait=False)
+            current = (n, ThreadPoolExecutor(max_workers=n, thread_name_prefix="poll"))
+            self._fetchers = current
+        return current[1]
+
     def close(self) -> None:
+        if self._fetchers is not None:
+            self._fetchers[1].shutdown(wait=True, cancel_futures=True)
+            self._fetchers = None
         self.prepare_pool.close()
         self.engine.dispose()
 

@@ -135,6 +135,7 @@ class StoreOutcome:
     new_items: tuple[int, ...] = ()  # ids of items stored for the first time
     duplicates: int = 0
     alerts: tuple[str, ...] = ()  # ids of outbox rows created
+    stories: tuple[tuple[str, int], ...] = ()  # (item key, story id) of each new item
 
 
 @dataclass(frozen=True)

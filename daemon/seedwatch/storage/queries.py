@@ -51,7 +51,6 @@ from seedwatch.storage.store import (
     items_with_stories,
     recent_items_with_stories,
     store_batch,
-    story_ids_by_key,
 )
 
 __all__ = [
@@ -91,6 +90,5 @@ __all__ = [
     "retry_alert",
     "set_state",
     "store_batch",
-    "story_ids_by_key",
     "sync_config_feeds",
 ]

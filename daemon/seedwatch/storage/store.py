@@ -646,7 +646,10 @@ def _store_bulk(
     item_ids = [by_key[pl.p.item.key] for pl in plan.items]
     stored = [(pl.p, iid, sid) for pl, iid, sid in zip(plan.items, item_ids, sids, strict=True)]
     alerts = _finish(conn, st, stored, set(story_ids), now, not_before, follow_up)
-    return StoreOutcome(new_items=tuple(item_ids), duplicates=plan.duplicates, alerts=alerts)
+    return StoreOutcome(
+        new_items=tuple(item_ids), duplicates=plan.duplicates, alerts=alerts,
+        stories=tuple((p.item.key, sid) for p, _, sid in stored),
+    )
 
 
 def _new_story(conn: Connection, st: _Stmts, values: dict[str, Any]) -> tuple[int, bool]:
@@ -700,7 +703,8 @@ def _store_rows(
         conn.execute(delete(STORIES).where(STORIES.c.id.in_(sorted(orphans))))
     alerts = _finish(conn, st, stored, created, now, not_before, follow_up)
     return StoreOutcome(
-        new_items=tuple(iid for _, iid, _ in stored), duplicates=duplicates, alerts=alerts
+        new_items=tuple(iid for _, iid, _ in stored), duplicates=duplicates, alerts=alerts,
+        stories=tuple((p.item.key, sid) for p, _, sid in stored),
     )
 
 
@@ -832,20 +836,6 @@ def items_with_stories(s: Session, item_ids: Sequence[int]) -> list[tuple[Item, 
 
 
 @storage_errors
-def story_ids_by_key(s: Session, item_ids: Sequence[int]) -> dict[str, int]:
-    """Item key -> story id for the items just stored: what the caller, which still holds
-    the items themselves, needs to teach the story index (no title or text read back)."""
-    out: dict[str, int] = {}
-    for part in chunks(list(item_ids)):
-        for key, sid in s.execute(
-            select(ITEMS.c.key, ITEMS.c.story_id).where(
-                ITEMS.c.id.in_(part), ITEMS.c.story_id.is_not(None)
-            )
-        ).all():
-            out[key] = int(sid)
-    return out
-
-
 def recent_items_with_stories(
     s: Session, since: datetime, *, batch: int = 5000
 ) -> Iterator[tuple[Item, int]]:
