@@ -214,11 +214,30 @@ class StreamIndex:
         for chunk in _chunks(f):
             sims = self.block.sims(_query(self.colmap, chunk))
             sims[sims >= SAME_TEXT] = 0.0
-            k = min(NEIGHBOURS, sims.shape[1])
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            top[np.take_along_axis(sims, top, axis=1) <= 0] = -1
-            parts.append(top)
+            parts.append(_top_columns(sims, NEIGHBOURS))
         return np.concatenate(parts) if parts else np.zeros((0, NEIGHBOURS), np.int64)
+
+
+def _top_columns(sims: FloatArr, k: int) -> IntArr:
+    """(rows, k): per row of ``sims``, the columns of its k largest positive values, best
+    first, -1 where there are fewer."""
+    n, m = sims.shape
+    # The k-th largest of a sample of the columns is a floor for the k-th largest of the
+    # row: only the few values above it need sorting (a select over whole rows costs more).
+    sample = sims[:, :: max(1, m // (40 * k))]
+    floor = np.zeros(n)
+    if sample.shape[1] > k:
+        # (a select near the low end is much faster in numpy than one near the high end)
+        floor = -np.partition(-sample, k - 1, axis=1)[:, k - 1]
+    flat = np.flatnonzero((sims >= floor[:, None]) & (sims > 0))
+    rows, cols = np.divmod(flat, m)
+    order = np.lexsort((-sims.ravel()[flat], rows))
+    rows, cols = rows[order], cols[order]
+    rank = np.arange(len(rows)) - offsets(np.bincount(rows, minlength=n))[rows]
+    keep = rank < k
+    out = np.full((n, k), -1, dtype=np.int64)
+    out[rows[keep], rank[keep]] = cols[keep]
+    return out
 
 
 class _Supervised:
