@@ -1,6 +1,7 @@
 """Speed and memory of story assignment while the window slides.
 
-    .venv/bin/python bench/bench_stories.py [--items 100000] [--span-hours 216] [--mode index|exact]
+    .venv/bin/python bench/bench_stories.py [--items 100000] [--span-hours 216] [--batch 50]
+        [--mode index|exact]
 
 Items are real headlines and texts (AG News, Lenta.ru, RIA, SemEval articles from
 ../shared/corpora) recombined so that most are distinct: each fresh item is an article plus one
@@ -8,9 +9,9 @@ sentence of another; a third are re-reports of a recent item (same URL, same tex
 URL, or a rewrite that drops and reorders sentences). Timestamps are spread evenly over
 ``--span-hours``, so with the default 216 h the 72 h window holds a third of them and slides
 twice over (``--span-hours 72`` keeps every item in the window, as a cold start does). Per step
-the bench computes the fingerprint, calls match (and add_fingerprint, with a new story id when
-nothing matched), and expire(now) every 1,000 items, the way the daemon does. Item construction
-is not timed.
+the bench computes the fingerprint, calls match (``--batch N``: match_many on N items), then
+add_fingerprint (with a new story id when nothing matched), and expire(now) every 1,000 items,
+the way the daemon does. Item construction is not timed.
 ``--mode exact`` times only the URL / content-hash dictionaries, for comparison.
 """
 
@@ -123,10 +124,12 @@ def make_items(n: int, span: float, seed: int) -> list[Item]:
     return items
 
 
-def run_index(items: list[Item], settings: StorySettings, every: int) -> None:
+def run_index(items: list[Item], settings: StorySettings, every: int, batch: int) -> None:
     """fingerprint (the worker's part) and match + add_fingerprint + expire (the main
     process's part) are timed apart; "index MB" is the index's arrays, "RSS+ MB" the growth
-    of the process since the index was created (the items are built before)."""
+    of the process since the index was created (the items are built before). With ``batch``
+    > 1, match_many takes that many items at once and they are added after it, as a poll
+    stores a feed's new items."""
     index = StoryIndex(settings)
     rss0 = rss_mb()
     stories = 0
@@ -137,23 +140,25 @@ def run_index(items: list[Item], settings: StorySettings, every: int) -> None:
         f"{'items':>8} {'items/s':>9} {'chunk/s':>9} {'in window':>9} {'index MB':>8} "
         f"{'RSS+ MB':>8} joined"
     )
-    for i, item in enumerate(items, 1):
+    for first in range(0, len(items), batch):
+        chunk = items[first : first + batch]
         t0 = time.process_time()
-        fp = fingerprint(item, settings)
+        fps = [fingerprint(item, settings) for item in chunk]
         t1 = time.process_time()
-        found = index.match(fp)
-        if found is None:
-            stories += 1
-            story = stories
-        else:
-            joined += 1
-            story = found.story_id
-        index.add_fingerprint(fp, story)
-        if i % 1000 == 0:
-            index.expire(item.published)
+        for fp, found in zip(fps, index.match_many(fps), strict=True):
+            if found is None:
+                stories += 1
+                story = stories
+            else:
+                joined += 1
+                story = found.story_id
+            index.add_fingerprint(fp, story)
+        i = first + len(chunk)
+        if i // 1000 != first // 1000:
+            index.expire(chunk[-1].published)
         index_cpu += time.process_time() - t1
         fp_cpu += t1 - t0
-        if i % every == 0:
+        if i // every != first // every:
             now = time.perf_counter()
             print(
                 f"{i:8d} {i / (now - start):9.0f} {every / (now - chunk_start):9.0f} "
@@ -197,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=["index", "exact"], default="index")
     ap.add_argument("--every", type=int, default=10_000, help="report every this many items")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=1, help="items per match_many call")
     args = ap.parse_args(argv)
     t = time.perf_counter()
     items = make_items(args.items, args.span_hours * 3600, args.seed)
@@ -209,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "exact":
         run_exact(items, settings)
     else:
-        run_index(items, settings, args.every)
+        run_index(items, settings, args.every, args.batch)
     return 0
 
 

@@ -392,7 +392,7 @@ def test_postings_of_a_crowded_key_are_dropped_until_a_rebuild() -> None:
     from seedwatch.stories.postings import Postings
 
     word = posting_keys(np.array([7], dtype=np.uint64), TITLE)
-    url = posting_keys(np.array([7], dtype=np.uint64), URL)
+    url = posting_keys(np.array([7], dtype=np.uint64), URL, 1)
     postings = Postings(crowd=3, buffer_size=4, middle_max=8)
     for slot in range(12):
         postings.add(np.concatenate((word, url)), slot)

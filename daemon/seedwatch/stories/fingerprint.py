@@ -33,22 +33,15 @@ IS_ENTITY, IS_TERM, IS_TITLE = 1, 2, 4
 # keys (set: always kept).
 _MIX = np.uint64(0x9E3779B1)
 ENTITY, TITLE, URL, CONTENT, OUTLET = (k * 0x7F4A7C15 & 0x7FFFFFFF for k in range(1, 6))
-_KEPT = frozenset({URL, CONTENT, OUTLET})
 
 
-def posting_keys(values: U64, kinds: U64 | int) -> U64:
-    """The posting keys of 32- or 64-bit values, shifted into the high half of a uint64."""
+def posting_keys(values: U64, kinds: U64 | int, kept: U64 | int = 0) -> U64:
+    """The posting keys of 32- or 64-bit values, shifted into the high half of a uint64;
+    ``kept`` is 1 for exact and outlet keys, 0 for names and headline words."""
     folded = (values ^ (values >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
     mixed = (folded * _MIX + np.asarray(kinds, dtype=np.uint64)) & np.uint64(0x7FFFFFFF)
-    if isinstance(kinds, int) and kinds in _KEPT:
-        mixed = mixed | np.uint64(0x80000000)
-    keys: U64 = mixed << np.uint64(32)
+    keys: U64 = (mixed | (np.asarray(kept, dtype=np.uint64) << np.uint64(31))) << np.uint64(32)
     return keys
-
-
-def word_kinds(n_entities: int, n_title: int) -> U64:
-    """The kinds of the name and headline word keys of one item."""
-    return np.repeat(np.array([ENTITY, TITLE], dtype=np.uint64), (n_entities, n_title))
 
 
 def exact_key(value: str) -> int:
@@ -108,13 +101,9 @@ class Fingerprint:
         return int(self.tokens.nbytes)
 
 
-def _hashes(tokens: list[str]) -> U32:
-    if not tokens:
-        return _EMPTY
-    unique = set(tokens)
-    hashed = np.fromiter((text.stable_hash(t) for t in unique), dtype=np.uint32, count=len(unique))
-    hashed.sort()
-    return hashed
+def _hashes(tokens: list[str]) -> list[int]:
+    """Sorted distinct crc32 values of ``tokens`` (Python ints: these lists are short)."""
+    return sorted({text.stable_hash(t) for t in tokens})
 
 
 _SECOND_LEVEL = frozenset({"co", "com", "org", "net", "gov", "ac", "edu", "mil"})
@@ -135,27 +124,25 @@ def fingerprint(item: Item, settings: StorySettings | None = None) -> Fingerprin
     s = settings or StorySettings()
     lang = (item.language or "und").lower()
     lead = item.text[: s.lead_chars]
-    title_terms = text.terms(item.title, lang)
     ents = _hashes(
         text.entities(item.title, s.entity_prefix) + text.entities(lead, s.entity_prefix)
     )
-    title = _hashes(title_terms)
+    title = _hashes(text.terms(item.title, lang))
+    # The smallest hashes are a consistent sample: two copies of one long text keep the same
+    # words, so their overlap still shows while the index stays small per item.
+    in_title = set(title)
+    other = [h for h in _hashes(text.terms(lead, lang)) if h not in in_title][: s.max_lead_terms]
+    kinds = dict.fromkeys(ents, IS_ENTITY)
+    for words, bits in ((title, IS_TERM | IS_TITLE), (other, IS_TERM)):
+        for h in words:
+            kinds[h] = kinds.get(h, 0) | bits
+    lookup = sorted(kinds)
     source = _source(item)
     url_key = exact_key(item.url) if item.url else 0
     content_key = exact_key(item.content_hash)
-    exact = [posting_keys(np.array([content_key], dtype=np.uint64), CONTENT)]
-    if url_key:
-        exact.append(posting_keys(np.array([url_key], dtype=np.uint64), URL))
-    # The smallest hashes are a consistent sample: two copies of one long text keep the same
-    # words, so their overlap still shows while the index stays small per item.
-    other = np.setdiff1d(_hashes(text.terms(lead, lang)), title, assume_unique=True)
-    other = other[: s.max_lead_terms]
-    tokens = np.concatenate((ents, title, other))
-    n_keys = len(ents) + len(title)
-    lookup, at = np.unique(tokens, return_inverse=True)
-    kinds = np.zeros(len(lookup), dtype=np.uint8)
-    parts = np.array([IS_ENTITY, IS_TERM | IS_TITLE, IS_TERM], dtype=np.uint8)
-    np.bitwise_or.at(kinds, at, np.repeat(parts, (len(ents), len(title), len(other))))
+    exact = [content_key, url_key] if url_key else [content_key]
+    keyed = [*exact, *ents, *title, source]
+    key_kinds = [CONTENT, URL][: len(exact)] + [ENTITY] * len(ents) + [TITLE] * len(title)
     return Fingerprint(
         url_key=url_key,
         content_key=content_key,
@@ -164,16 +151,14 @@ def fingerprint(item: Item, settings: StorySettings | None = None) -> Fingerprin
         script=text.script(item.title[:200] + " " + lead[:200]),
         feed_id=item.feed_id,
         source=source,
-        tokens=tokens,
+        tokens=np.array(ents + title + other, dtype=np.uint32),
         n_entities=len(ents),
         n_title=len(title),
-        keys=np.concatenate(
-            (
-                *exact,
-                posting_keys(tokens[:n_keys].astype(np.uint64), word_kinds(len(ents), len(title))),
-                posting_keys(np.array([source], dtype=np.uint64), OUTLET),
-            )
+        keys=posting_keys(
+            np.array(keyed, dtype=np.uint64),
+            np.array([*key_kinds, OUTLET], dtype=np.uint64),
+            np.array([1] * len(exact) + [0] * (len(keyed) - len(exact) - 1) + [1], np.uint64),
         ),
-        lookup=lookup.astype(np.uint32),
-        lookup_kinds=kinds,
+        lookup=np.array(lookup, dtype=np.uint32),
+        lookup_kinds=np.array([kinds[h] for h in lookup], dtype=np.uint8),
     )

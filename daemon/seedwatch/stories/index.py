@@ -313,7 +313,7 @@ class StoryIndex:
 
     def _keys_of(self, outlet: int) -> U64:
         """Template keys of the outlet's live items, concatenated (see templates.py)."""
-        found = self._postings.find(posting_keys(np.array([outlet], dtype=np.uint64), OUTLET))
+        found = self._postings.find(posting_keys(np.array([outlet], dtype=np.uint64), OUTLET, 1))
         rows = self._rows[found.slots(np.zeros(1, dtype=np.int64))[0]]
         rows = rows[(rows["story"] >= 0) & (rows["source"] == outlet)]
         sizes = rows["sizes"][:, :2]  # names, headline words
@@ -335,9 +335,9 @@ class StoryIndex:
             (
                 posting_keys(tokens.astype(np.uint64), kinds.repeat(words.ravel()))
                 | slots.repeat(n_words),
-                posting_keys(rows["content"], CONTENT) | slots,
-                posting_keys(rows["url"][has_url], URL) | slots[has_url],
-                posting_keys(rows["source"].astype(np.uint64), OUTLET) | slots,
+                posting_keys(rows["content"], CONTENT, 1) | slots,
+                posting_keys(rows["url"][has_url], URL, 1) | slots[has_url],
+                posting_keys(rows["source"].astype(np.uint64), OUTLET, 1) | slots,
             )
         )
 

@@ -43,4 +43,6 @@ class StorySettings:
     max_postings: int = 200  # a key carried by more items in the window than this is not rare
     max_candidates: int = 12  # candidates verified exactly per lookup, most shared keys first
     min_shared_keys: int = 2  # a candidate shares at least this many names or headline words
-    max_items: int = 600_000  # items kept at most; beyond, the oldest go first (memory bound)
+    # Items kept at most (about 230 bytes each); beyond, the oldest go first. Bounds the index
+    # near 100 MB when a window holds more (10,000 feeds of 50 items in a cold start).
+    max_items: int = 450_000
