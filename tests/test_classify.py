@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -14,8 +15,11 @@ from seedwatch.classify import (
     Classifier,
     load_seeds,
     make_doc,
+    model,
     run_score_command,
+    topic,
 )
+from seedwatch.classify.topic import NEIGHBOUR_WEIGHT, NEIGHBOURS
 from seedwatch.errors import SeedError
 from tests.conftest import ROOT, need_corpus
 
@@ -393,3 +397,46 @@ def test_semantic_backend_reranks_batches(seeds_dir: Path, monkeypatch: pytest.M
     assert batch[0].score > batch[1].score
     lexical = Classifier.score_many(clf, [analyze(*RELEVANT)])  # the score before re-ranking
     assert clf.score_many([analyze(*RELEVANT)]) == lexical != [batch[0]]
+
+
+def test_neighbours_in_the_stream_lift_a_terse_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item whose own words barely touch the seeds gains when the stream items sharing its
+    words are relevant, and does not when they are ordinary news (neighbour smoothing)."""
+    root = tmp_path / "seeds"
+    write(root / "meeting.txt", SEED)
+    monkeypatch.setattr(model, "PRF_DOCS", 0)  # the feedback would also take the group in
+    # 240 items: past FIRST_REFIT, so the calibration pool is the stream.
+    words = "market weather football music film school harvest train bridge garden museum "
+    words += "festival bakery river election budget"
+    ordinary = [
+        (f"{a} and {b}", f"News about the {a} and the {b} this week.")
+        for a, b in itertools.permutations(words.split(), 2)
+    ]
+    terse = ("Zorblat statement", "The Zorblat movement issued a statement on Sunday.")
+
+    def score(context: str, weight: float) -> float:
+        monkeypatch.setattr(topic, "NEIGHBOUR_WEIGHT", weight)
+        clf = Classifier.build(load_seeds(root))
+        clf.observe_many([*ordinary, *[(f"Zorblat news {i}", context) for i in range(10)]])
+        return clf.score(*terse).score
+
+    relevant = "Zorblat militants claimed the attack; security forces hunted the terrorist group."
+    assert score(relevant, NEIGHBOUR_WEIGHT) > score(relevant, 0.0) + 0.2
+    ordinary_news = "Zorblat fans cheered as the home team won the baseball game on Sunday."
+    assert score(ordinary_news, NEIGHBOUR_WEIGHT) < score(ordinary_news, 0.0)
+
+
+def test_stream_index_finds_neighbours_but_not_the_text_itself(seeds_dir: Path) -> None:
+    clf = Classifier.build(load_seeds(seeds_dir))
+    parade = ("Police parade", "Police officers marched in the parade.")
+    stream = [IRRELEVANT, COUNTER_LIKE, RELEVANT, parade] * 60
+    clf.observe_many(stream)
+    assert clf._index is not None
+    feats = clf._featurize([clf.analyzer(*RELEVANT), clf.analyzer("", "zzqx")], add=False)
+    near = clf._index.nearest(feats)
+    assert near.shape == (2, NEIGHBOURS)
+    assert (near[1] == -1).all()  # no shared word: no neighbour
+    # The copies of the text itself are skipped: its nearest are other items.
+    assert [stream[i] for i in near[0].tolist()] == [parade] * NEIGHBOURS
