@@ -48,7 +48,6 @@ def load_table(path: Path = TABLE_PATH) -> StaticTable:
     """Read the table once per process; SeedError when it is missing or damaged."""
     try:
         with np.load(path) as z:
-            words = tuple(str(z["words"]).split("\n"))
             vectors = z["vectors"].astype(np.float32) * z["scale"].astype(np.float32)
             df = z["df"].astype(np.float64)
             ndocs = int(z["ndocs"])
@@ -56,13 +55,15 @@ def load_table(path: Path = TABLE_PATH) -> StaticTable:
             offsets = z["bg_offsets"].astype(np.int64)
     except (OSError, KeyError, ValueError) as e:
         raise SeedError(f"static word-vector table {path} is unreadable: {e}") from e
+    index = load_index(path)
+    words = tuple(index)  # the index's strings, not a second copy of 28k words
     background = tuple(
         " ".join(words[i] for i in ids[offsets[k] : offsets[k + 1]])
         for k in range(len(offsets) - 1)
     )
     return StaticTable(
         words=words,
-        index=load_index(path),
+        index=index,
         vectors=vectors,
         df=df,
         ndocs=ndocs,
