@@ -244,7 +244,7 @@ def featurize(
     analyses: Sequence[Analysis],
     stats: Stats,
     *,
-    vectors: Vec | None,
+    table: StaticTable | None,
     word_idf: FloatArr | None,
     add: bool,
 ) -> Feats:
@@ -262,13 +262,16 @@ def featurize(
     norm[norm == 0] = 1.0
     has_dense = np.zeros(n, dtype=bool)
     dense = None
-    if vectors is not None and word_idf is not None:
-        dense = _dense(analyses, vectors, word_idf, has_dense)
+    if table is not None and word_idf is not None:
+        dense = _dense(analyses, table, word_idf, has_dense)
     return Feats(n, start, item, sid, w / norm[item], dense, has_dense)
 
 
-def _dense(analyses: Sequence[Analysis], vectors: Vec, word_idf: FloatArr, has: BoolArr) -> Vec:
+def _dense(
+    analyses: Sequence[Analysis], table: StaticTable, word_idf: FloatArr, has: BoolArr
+) -> Vec:
     """Unit IDF-weighted sums of the texts' word vectors; sets ``has`` where there is one."""
+    vectors = table.vectors
     out = np.zeros((len(analyses), vectors.shape[1]), dtype=np.float32)
     rows = [i for i, a in enumerate(analyses) if a.dense]
     if not rows:
@@ -279,6 +282,7 @@ def _dense(analyses: Sequence[Analysis], vectors: Vec, word_idf: FloatArr, has: 
     wtf = np.frombuffer(b"".join(a.word_tf for a in chosen), dtype=np.uint16)
     weights = (wtf * word_idf[wid]).astype(np.float32)
     sums = np.add.reduceat(vectors[wid] * weights[:, None], np.cumsum(lens) - lens, axis=0)
+    sums *= table.scale
     norms = np.linalg.norm(sums, axis=1)
     ok = norms > 0
     idx = np.asarray(rows, dtype=np.int64)[ok]

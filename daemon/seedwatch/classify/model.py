@@ -135,7 +135,7 @@ class Classifier:
         return featurize(
             analyses,
             self._stats,
-            vectors=self._table.vectors if self._table is not None else None,
+            table=self._table,
             word_idf=self._word_idf,
             add=add,
         )

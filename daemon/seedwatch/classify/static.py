@@ -26,7 +26,10 @@ TABLE_PATH = Path(__file__).with_name("static_en.npz")
 class StaticTable:
     words: tuple[str, ...]
     index: dict[str, int]
-    vectors: npt.NDArray[np.float32]  # (n_words, dims), PCA-centred
+    # (n_words, dims), PCA-centred: row i is vectors[i] * scale. Kept as int8 (a quarter of
+    # the memory); sums of rows are scaled once (see features._dense).
+    vectors: npt.NDArray[np.int8]
+    scale: npt.NDArray[np.float32]
     df: npt.NDArray[np.float64]  # background document frequency per word
     ndocs: int
     background: tuple[str, ...]  # background sample as space-joined known words
@@ -48,7 +51,8 @@ def load_table(path: Path = TABLE_PATH) -> StaticTable:
     """Read the table once per process; SeedError when it is missing or damaged."""
     try:
         with np.load(path) as z:
-            vectors = z["vectors"].astype(np.float32) * z["scale"].astype(np.float32)
+            vectors = z["vectors"].astype(np.int8)
+            scale = z["scale"].astype(np.float32)
             df = z["df"].astype(np.float64)
             ndocs = int(z["ndocs"])
             ids = z["bg_ids"].astype(np.int64)
@@ -65,6 +69,7 @@ def load_table(path: Path = TABLE_PATH) -> StaticTable:
         words=words,
         index=index,
         vectors=vectors,
+        scale=scale,
         df=df,
         ndocs=ndocs,
         background=background,
