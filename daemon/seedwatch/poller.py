@@ -79,6 +79,11 @@ if _libc is not None:
     # memory freed in one is not reused by another, so a pass over large feeds piles up RSS.
     # Two arenas keep the contention low and the peak bounded (mallopt(3)).
     _libc.mallopt(-8, 2)
+    # M_MMAP_THRESHOLD: blocks from 256 KiB up (numpy temporaries of a batch, large bodies)
+    # get their own mapping, returned to the system when freed. Left to glibc, the threshold
+    # rises after the first such free, and they are carved from the heap, which then holds
+    # the high-water mark of every pass (measured: 630 MB RSS with 84 MB in use).
+    _libc.mallopt(-3, 256 * 1024)
 
 
 @contextlib.contextmanager
