@@ -628,7 +628,7 @@ def test_a_writer_racing_between_read_and_write(sessions: sessionmaker[Session])
                 pitem(ids["a"], "k2", url="http://w.test/2", matches=(rule("r", "c"),)),
             ],
             now=NOW,
-            story_lookup=racing_lookup,
+            story_lookup=lambda items: [racing_lookup(i) for i in items],
         )
         assert out.duplicates == 1 and len(out.new_items) == 1 and len(out.alerts) == 1
         assert count(s, ItemRecord) == 3
@@ -656,7 +656,7 @@ def test_story_lookup_and_not_before(sessions: sessionmaker[Session]) -> None:
             ids["b"],
             [pitem(ids["b"], "near", matches=(rule("r", "c"),)), pitem(ids["b"], "far")],
             now=NOW,
-            story_lookup=lookup,
+            story_lookup=lambda items: [lookup(i) for i in items],
             not_before=lambda r, c: later,
         )
         assert asked == ["near", "far"]

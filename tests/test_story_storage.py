@@ -4,7 +4,7 @@ cross-feed copies of one page, and the read side the CLI prints."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from seedwatch.config.model import FeedConfig
 from seedwatch.storage import queries as q
 from seedwatch.storage.db import make_sessionmaker, open_database
 from seedwatch.storage.models import Alert, Feed, ItemRecord, Story, Tombstone
-from seedwatch.storage.store import delete_items, follow_up_id
+from seedwatch.storage.store import StoryLookup, delete_items, follow_up_id
 from seedwatch.types import Item, Match, ProcessedItem, Score
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -41,6 +41,11 @@ def feeds(sessions: sessionmaker[Session], n: int) -> list[int]:
         s.commit()
         by_name = {name: fid for name, fid in s.execute(select(Feed.name, Feed.id)).all()}
     return [by_name[x] for x in names]
+
+
+def each(lookup: Callable[[Item], int | None]) -> StoryLookup:
+    """store_batch's batch lookup from a per-item one."""
+    return lambda items: [lookup(i) for i in items]
 
 
 def pitem(
@@ -87,7 +92,7 @@ def test_follow_up_once_per_rule_story_channel_when_outlets_reach_the_threshold(
             # Every outlet rewrites the story (own URL, own words): only the lookup folds them.
             out = q.store_batch(
                 s, fid, [pitem(fid, f"k{n}", text=f"{TEXT} Report {n}.", matches=(WATCH, OTHER))],
-                now=NOW + timedelta(minutes=n), story_lookup=lookup, follow_up=follow,
+                now=NOW + timedelta(minutes=n), story_lookup=each(lookup), follow_up=follow,
             )
             assert len(out.new_items) == 1
             if not story:
@@ -96,7 +101,7 @@ def test_follow_up_once_per_rule_story_channel_when_outlets_reach_the_threshold(
         # a later item of an outlet already counted adds no outlet and no follow-up
         again = q.store_batch(
             s, ids[0], [pitem(ids[0], "late", text=f"{TEXT} Update.", matches=(WATCH,))],
-            now=NOW + timedelta(hours=1), story_lookup=lookup, follow_up=follow,
+            now=NOW + timedelta(hours=1), story_lookup=each(lookup), follow_up=follow,
         )
         rows = s.execute(select(Alert.kind, Alert.rule, Alert.channel, Alert.id)).all()
         sid = story[0]
@@ -130,7 +135,7 @@ def test_no_follow_up_for_a_story_that_never_alerted_on_the_rule(
         for n, fid in enumerate(ids):
             out = q.store_batch(
                 s, fid, [pitem(fid, f"k{n}", text=f"{TEXT} {n}")], now=NOW,
-                story_lookup=lambda _: story[0] if story else None, follow_up={"cis": 2},
+                story_lookup=each(lambda _: story[0] if story else None), follow_up={"cis": 2},
             )
             if not story:
                 story.append(q.items_with_stories(s, out.new_items)[0][1])
@@ -148,7 +153,7 @@ def test_deleted_items_leave_tombstones_and_do_not_come_back(
         )
         joined = q.store_batch(
             s, b, [pitem(b, "copy", text=f"{TEXT} More.")], now=NOW,
-            story_lookup=lambda _: q.items_with_stories(s, first.new_items[:1])[0][1],
+            story_lookup=each(lambda _: q.items_with_stories(s, first.new_items[:1])[0][1]),
         )
         old_id = first.new_items[0]
         sid = q.items_with_stories(s, [old_id])[0][1]
@@ -204,7 +209,7 @@ def test_stories_read_side_lists_items_and_also_reported_by(
         sid = q.items_with_stories(s, first.new_items)[0][1]
         q.store_batch(
             s, b, [pitem(b, "y", text=TEXT + " Also.")], now=NOW + timedelta(hours=1),
-            story_lookup=lambda _: sid,
+            story_lookup=each(lambda _: sid),
         )
         stories = q.list_stories(s, limit=10)
         items = {r.feed: r for r in q.list_items(s, search=None, limit=10)}

@@ -16,7 +16,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -207,9 +207,9 @@ def poll_feed(
             prints = dict(zip((it.key for it in prepared.items), prepared.fingerprints,
                               strict=True))
 
-            def story_of(item: Item) -> int | None:
-                found = rt.stories.match(prints[item.key])
-                return found.story_id if found else None
+            def story_of(items: Sequence[Item]) -> list[int | None]:
+                found = rt.stories.match_many([prints[it.key] for it in items])
+                return [m.story_id if m else None for m in found]
 
             with rt.write_lock, rt.sessions() as s:
                 seen.outcome = queries.store_batch(

@@ -56,6 +56,9 @@ from seedwatch.storage.common import (
 )
 from seedwatch.types import Item, ProcessedItem, StoreOutcome
 
+# The near-duplicate index: a batch's items -> the story each joins (None: none), in order.
+StoryLookup = Callable[[Sequence[Item]], Sequence[int | None]]
+
 log = logging.getLogger(__name__)
 
 STORY_WINDOW = timedelta(hours=72)
@@ -438,7 +441,7 @@ def _plan(
     feed_id: int,
     batch: Sequence[ProcessedItem],
     now: datetime,
-    story_lookup: Callable[[Item], int | None] | None,
+    story_lookup: StoryLookup | None,
     window: timedelta,
 ) -> _Plan:
     """Decide, from reads only, which items are new and which story each joins."""
@@ -457,7 +460,12 @@ def _plan(
         fresh.append((p, url, _remember(seen, feed_id, it)))
     # The near-duplicate index is asked about new items only (it costs), and the stories it
     # names are checked in one query.
-    found = [story_lookup(p.item) if story_lookup else None for p, _, _ in fresh]
+    # One call for the batch: the story index compares a batch's items with their
+    # candidates in one pass (they are only added to it after this commit anyway).
+    found = (
+        list(story_lookup([p.item for p, _, _ in fresh])) if story_lookup and fresh
+        else [None] * len(fresh)
+    )
     _live_stories(s, seen, found)
     for (p, url, article), ref in zip(fresh, found, strict=True):
         strong = content_key(p.item)
@@ -624,7 +632,7 @@ def _store_bulk(
     batch: Sequence[ProcessedItem],
     now: datetime,
     not_before: Callable[[str, str], datetime] | None,
-    story_lookup: Callable[[Item], int | None] | None,
+    story_lookup: StoryLookup | None,
     window: timedelta,
     follow_up: Mapping[str, int] | None,
 ) -> StoreOutcome:
@@ -672,7 +680,7 @@ def _store_rows(
     batch: Sequence[ProcessedItem],
     now: datetime,
     not_before: Callable[[str, str], datetime] | None,
-    story_lookup: Callable[[Item], int | None] | None,
+    story_lookup: StoryLookup | None,
     window: timedelta,
     follow_up: Mapping[str, int] | None,
 ) -> StoreOutcome:
@@ -716,7 +724,7 @@ def store_batch(
     *,
     now: datetime,
     not_before: Callable[[str, str], datetime] | None = None,
-    story_lookup: Callable[[Item], int | None] | None = None,
+    story_lookup: StoryLookup | None = None,
     window: timedelta = STORY_WINDOW,
     follow_up: Mapping[str, int] | None = None,
 ) -> StoreOutcome:
