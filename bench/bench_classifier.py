@@ -1,11 +1,16 @@
 """Classifier cost on the ingest path: analysis, then score+observe a feed's items at a time.
 
     .venv/bin/python bench/bench_classifier.py [--items 20000] [--batch 50] [--seeds DIR]
-        [--before OLD_MODEL_PY] [--memory N]
+        [--texts news|zipf] [--plain] [--before OLD_MODEL_PY] [--memory N]
 
 Items are generated from AG News and Lenta.ru texts with made-up names mixed in (Zipf-
-distributed, so the vocabulary keeps growing as it does in a real stream). Every classifier
-starts cold, so the refits of its stream calibration are part of the figure.
+distributed, so the vocabulary keeps growing as it does in a real stream); ``--texts zipf``
+draws them instead as bench/cold_start.py's feeds do (a Zipf vocabulary of 20,000 words: a few
+words in nearly every item). Every classifier starts cold, so the refits of its stream
+calibration are part of the figure.
+
+--plain times score+observe a second time, in the same run, with every block term expanded
+through its posting list (topic.DENSE_MAX_COLS = 0: no frequent columns by matmul).
 
 --before loads another version of classify/model.py (e.g. ``git show
 HEAD~1:daemon/seedwatch/classify/model.py > /tmp/model_before.py``) and times it side by side
@@ -36,7 +41,7 @@ from typing import Any  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "daemon"))
 
-from seedwatch.classify import Classifier, load_seeds  # noqa: E402
+from seedwatch.classify import Classifier, load_seeds, topic  # noqa: E402
 from seedwatch.classify import text as text_mod  # noqa: E402
 from seedwatch.classify.model import STREAM_CAP  # noqa: E402
 from seedwatch.classify.static import load_table  # noqa: E402
@@ -81,11 +86,24 @@ def items(n: int, seed: int = 7) -> Iterator[tuple[str, str]]:
         yield f"{title} {names}", text
 
 
-def load_before(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("model_before", path)
+def zipf_items(n: int, seed: int = 7) -> list[tuple[str, str]]:
+    """Texts as bench/cold_start.py's make_feed writes them (without the markup)."""
+    feeds = load_module(ROOT / "bench" / "cold_start.py", "cold_start")
+    vocab, weights = feeds.VOCAB, feeds.CUM_WEIGHTS
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        title = " ".join(rng.choices(vocab, cum_weights=weights, k=9)).capitalize()
+        body = " ".join(rng.choices(vocab, cum_weights=weights, k=60))
+        out.append((f"{title} {i // 50}-{i % 50}", body))
+    return out
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["model_before"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -159,10 +177,12 @@ def main() -> int:
     ap.add_argument("--items", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--seeds", type=Path, default=ROOT / "seeds")
+    ap.add_argument("--texts", choices=("news", "zipf"), default="news")
+    ap.add_argument("--plain", action="store_true")
     ap.add_argument("--before", type=Path)
     ap.add_argument("--memory", type=int, default=0)
     args = ap.parse_args()
-    stream = list(items(args.items))
+    stream = list(items(args.items)) if args.texts == "news" else zipf_items(args.items)
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}; {len(stream)} items")
     t_an, t_clf = time_new(args.seeds, stream, args.batch)
     per = 1e3 / len(stream)
@@ -170,9 +190,17 @@ def main() -> int:
         f"now:    score+observe {t_clf * per:.3f} ms/item ({len(stream) / t_clf:,.0f} items/s, "
         f"batches of {args.batch}); analysis {t_an * per:.3f} ms/item (in workers)"
     )
+    if args.plain:
+        dense_cols, topic.DENSE_MAX_COLS = topic.DENSE_MAX_COLS, 0
+        t_plain = time_new(args.seeds, stream, args.batch)[1]
+        topic.DENSE_MAX_COLS = dense_cols
+        print(
+            f"plain:  score+observe {t_plain * per:.3f} ms/item ({len(stream) / t_plain:,.0f} "
+            f"items/s), every term through its posting list"
+        )
     print(f"refit against {STREAM_CAP} stream items: {refit_cost(args.seeds, stream):.3f} s")
     if args.before is not None:
-        t_old = time_old(load_before(args.before), args.seeds, stream)
+        t_old = time_old(load_module(args.before, "model_before"), args.seeds, stream)
         print(
             f"before: score+observe {t_old * per:.3f} ms/item ({len(stream) / t_old:,.0f} "
             f"items/s, analysis included); now incl. analysis {(t_an + t_clf) * per:.3f} ms/item"

@@ -8,6 +8,7 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from seedwatch.classify import (
@@ -19,7 +20,8 @@ from seedwatch.classify import (
     run_score_command,
     topic,
 )
-from seedwatch.classify.topic import NEIGHBOUR_WEIGHT, NEIGHBOURS
+from seedwatch.classify.features import Feats, offsets
+from seedwatch.classify.topic import NEIGHBOUR_WEIGHT, NEIGHBOURS, StreamIndex
 from seedwatch.errors import SeedError
 from tests.conftest import ROOT, need_corpus
 
@@ -440,3 +442,33 @@ def test_stream_index_finds_neighbours_but_not_the_text_itself(seeds_dir: Path) 
     assert (near[1] == -1).all()  # no shared word: no neighbour
     # The copies of the text itself are skipped: its nearest are other items.
     assert [stream[i] for i in near[0].tolist()] == [parade] * NEIGHBOURS
+
+
+def _random_feats(rng: np.random.Generator, n: int, n_ids: int) -> Feats:
+    """``n`` texts over ``n_ids`` stems with Zipf-like frequencies: the first stems are in
+    most texts, the tail in few."""
+    p = 1.0 / np.arange(1, n_ids + 1)
+    p /= p.sum()
+    sids = [np.unique(rng.choice(n_ids, size=int(rng.integers(1, 40)), p=p)) for _ in range(n)]
+    lens = np.array([len(s) for s in sids], dtype=np.int64)
+    return Feats(
+        n,
+        offsets(lens),
+        np.repeat(np.arange(n, dtype=np.int64), lens),
+        np.concatenate(sids).astype(np.int64),
+        rng.random(int(lens.sum())),
+        None,
+        np.zeros(n, dtype=bool),
+    )
+
+
+def test_frequent_columns_by_matmul_give_the_posting_list_sums() -> None:
+    rng = np.random.default_rng(3)
+    index = StreamIndex(_random_feats(rng, 600, 2000), 2000)
+    q = topic._query(index.colmap, _random_feats(rng, 70, 2000))
+    block = index.block
+    assert 0 < block.freq.shape[1] <= topic.DENSE_MAX_COLS  # both parts are exercised
+    assert (block.freq_col[q.col] >= 0).any() and (block.freq_col[q.col] < 0).any()
+    rep, row, prod = block.products(q)
+    plain = np.bincount(q.item[rep] * block.n_rows + row, prod, q.n * block.n_rows)
+    np.testing.assert_allclose(block.sims(q), plain.reshape(q.n, -1), rtol=1e-5, atol=1e-6)

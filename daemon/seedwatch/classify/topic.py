@@ -51,6 +51,12 @@ NEIGHBOURS = 10
 NEIGHBOUR_WEIGHT = 0.5
 SAME_TEXT = 0.999  # a stream item this similar is the text itself, not a neighbour
 CHUNK = 512  # texts per pass when calibrating, to bound the (texts x block rows) arrays
+# A block column (stem) held by more than DENSE_MIN_ROWS rows is multiplied as a dense matrix
+# (one matmul) instead of expanding its posting list for every text that has it: the few words
+# of nearly every news item would otherwise make most of the products. At most DENSE_MAX_COLS
+# such columns, most frequent first (2,000 stream rows x 512 float32 = 4 MB).
+DENSE_MIN_ROWS = 64
+DENSE_MAX_COLS = 512
 TERMS = 6
 
 
@@ -104,24 +110,56 @@ class _Block:
         order = np.argsort(cols, kind="stable")
         self.row = rows.item[order]
         self.val = rows.val[order]
-        self.ptr = offsets(np.bincount(cols, minlength=n_cols))
+        lens = np.bincount(cols, minlength=n_cols)
+        self.ptr = offsets(lens)
         self.has_dense = rows.has_dense
         self.dense = rows.dense if rows.dense is not None and rows.has_dense.any() else None
+        self._frequent(cols, rows, lens)
+
+    def _frequent(self, cols: IntArr, rows: Feats, lens: IntArr) -> None:
+        """The columns of more than DENSE_MIN_ROWS rows as a dense (rows, columns) matrix;
+        ``freq_col`` maps a column to its place there, -1 for the rest."""
+        freq = np.flatnonzero(lens > DENSE_MIN_ROWS)
+        freq = freq[np.argsort(-lens[freq], kind="stable")[:DENSE_MAX_COLS]]
+        self.freq_col = np.full(len(lens), -1, dtype=np.int64)
+        self.freq_col[freq] = np.arange(len(freq), dtype=np.int64)
+        self.freq: Vec = np.zeros((self.n_rows, len(freq)), dtype=np.float32)
+        at = self.freq_col[cols]
+        hit = at >= 0
+        self.freq[rows.item[hit], at[hit]] = rows.val[hit]
+
+    def _expand(self, col: IntArr, val: FloatArr) -> tuple[IntArr, IntArr, FloatArr]:
+        """(entry, block row, product of their weights) for every row holding ``col[entry]``."""
+        lo = self.ptr[col]
+        lens = self.ptr[col + 1] - lo
+        pos = spans(lo, lens)
+        rep = np.repeat(np.arange(len(col), dtype=np.int64), lens)
+        return rep, self.row[pos], val[rep] * self.val[pos]
 
     def products(self, q: Query) -> tuple[IntArr, IntArr, FloatArr]:
         """(query entry, block row, product of their weights) for every shared term."""
-        lo = self.ptr[q.col]
-        lens = self.ptr[q.col + 1] - lo
-        pos = spans(lo, lens)
-        rep = np.repeat(np.arange(len(q.col), dtype=np.int64), lens)
-        return rep, self.row[pos], q.val[rep] * self.val[pos]
+        return self._expand(q.col, q.val)
+
+    def lex_sims(self, q: Query) -> FloatArr:
+        """(texts, rows): the term part of the sims. The frequent columns go through one
+        matmul, the rest through their posting lists; the sum is that of all products."""
+        at = self.freq_col[q.col]
+        rare = at < 0
+        item = q.item[rare]
+        rep, row, prod = self._expand(q.col[rare], q.val[rare])
+        flat = item[rep] * self.n_rows + row
+        lex = np.asarray(np.bincount(flat, prod, minlength=q.n * self.n_rows), dtype=np.float64)
+        lex = lex.reshape(q.n, self.n_rows)
+        n_freq = self.freq.shape[1]
+        if n_freq and not rare.all():
+            hit = ~rare
+            part = np.bincount(q.item[hit] * n_freq + at[hit], q.val[hit], q.n * n_freq)
+            lex += part.reshape(q.n, n_freq).astype(np.float32) @ self.freq.T
+        return lex
 
     def sims(self, q: Query) -> FloatArr:
         """(texts, rows): sim of every text to every row."""
-        rep, row, prod = self.products(q)
-        flat = q.item[rep] * self.n_rows + row
-        lex = np.asarray(np.bincount(flat, prod, minlength=q.n * self.n_rows), dtype=np.float64)
-        lex = lex.reshape(q.n, self.n_rows)
+        lex = self.lex_sims(q)
         if self.dense is None or q.dense is None:
             return lex
         both = q.has_dense[:, None] & self.has_dense[None, :]
