@@ -467,7 +467,7 @@ def test_frequent_columns_by_matmul_give_the_posting_list_sums() -> None:
     index = StreamIndex(_random_feats(rng, 600, 2000), 2000)
     q = topic._query(index.colmap, _random_feats(rng, 70, 2000))
     block = index.block
-    assert 0 < block.freq.shape[1] <= topic.DENSE_MAX_COLS  # both parts are exercised
+    assert 0 < len(block.freq) <= topic.DENSE_MAX_COLS  # both parts are exercised
     assert (block.freq_col[q.col] >= 0).any() and (block.freq_col[q.col] < 0).any()
     rep, row, prod = block.products(q)
     plain = np.bincount(q.item[rep] * block.n_rows + row, prod, q.n * block.n_rows)

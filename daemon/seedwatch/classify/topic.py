@@ -117,16 +117,17 @@ class _Block:
         self._frequent(cols, rows, lens)
 
     def _frequent(self, cols: IntArr, rows: Feats, lens: IntArr) -> None:
-        """The columns of more than DENSE_MIN_ROWS rows as a dense (rows, columns) matrix;
-        ``freq_col`` maps a column to its place there, -1 for the rest."""
+        """The columns of more than DENSE_MIN_ROWS rows as a dense (columns, rows) matrix
+        (a batch takes the rows of the columns it has); ``freq_col`` maps a column to its
+        place there, -1 for the rest."""
         freq = np.flatnonzero(lens > DENSE_MIN_ROWS)
         freq = freq[np.argsort(-lens[freq], kind="stable")[:DENSE_MAX_COLS]]
         self.freq_col = np.full(len(lens), -1, dtype=np.int64)
         self.freq_col[freq] = np.arange(len(freq), dtype=np.int64)
-        self.freq: Vec = np.zeros((self.n_rows, len(freq)), dtype=np.float32)
+        self.freq: Vec = np.zeros((len(freq), self.n_rows), dtype=np.float32)
         at = self.freq_col[cols]
         hit = at >= 0
-        self.freq[rows.item[hit], at[hit]] = rows.val[hit]
+        self.freq[at[hit], rows.item[hit]] = rows.val[hit]
 
     def _expand(self, col: IntArr, val: FloatArr) -> tuple[IntArr, IntArr, FloatArr]:
         """(entry, block row, product of their weights) for every row holding ``col[entry]``."""
@@ -150,11 +151,11 @@ class _Block:
         flat = item[rep] * self.n_rows + row
         lex = np.asarray(np.bincount(flat, prod, minlength=q.n * self.n_rows), dtype=np.float64)
         lex = lex.reshape(q.n, self.n_rows)
-        n_freq = self.freq.shape[1]
-        if n_freq and not rare.all():
+        if not rare.all():
             hit = ~rare
-            part = np.bincount(q.item[hit] * n_freq + at[hit], q.val[hit], q.n * n_freq)
-            lex += part.reshape(q.n, n_freq).astype(np.float32) @ self.freq.T
+            used, slot = np.unique(at[hit], return_inverse=True)
+            part = np.bincount(q.item[hit] * len(used) + slot, q.val[hit], q.n * len(used))
+            lex += part.reshape(q.n, len(used)).astype(np.float32) @ self.freq[used]
         return lex
 
     def sims(self, q: Query) -> FloatArr:
