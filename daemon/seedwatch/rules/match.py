@@ -27,13 +27,16 @@ from seedwatch.types import Item, Match, Score
 # Position gap between separate strings of one field (tags, feed name and URL): larger than
 # any NEAR distance, so no phrase or NEAR spans two tags.
 _GAP = 10_000
-_CACHE_MAX = 300_000
+# Words remembered with their hits. News vocabularies are long-tailed (names, numbers,
+# typos), so a cache this size already hits most words of an item; a larger one mostly keeps
+# words never seen again, at ~200 bytes each in the daemon's memory.
+_CACHE_MAX = 60_000
 
 # A raw word's hits: ((first, last, atoms), ...), part positions relative to the word.
 _Hits = tuple[tuple[int, int, tuple[int, ...]], ...]
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=_CACHE_MAX)
 def segment(word: str) -> str:
     """The haystack text for one folded word (see compile.py for the key layout)."""
     seg = f"\x01{word}\x02{textnorm.stem(word)}\x02"

@@ -140,7 +140,7 @@ class RawToken:
 
 
 _RAW_CACHE: dict[str, RawToken] = {}
-_CACHE_MAX = 200_000
+_CACHE_MAX = 60_000  # entries per cache: bounded memory (see rules/match.py)
 
 
 def split_raw(raw: str) -> RawToken:
@@ -180,7 +180,7 @@ def words(text: str) -> list[str]:
 _STEMMERS = {"latn": Stemmer.Stemmer("english"), "cyrl": Stemmer.Stemmer("russian")}
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=_CACHE_MAX)
 def stem(word: str) -> str:
     """Snowball stem of a folded word: English for Latin script, Russian for Cyrillic."""
     stemmer = _STEMMERS.get(script_of(word))
@@ -276,7 +276,7 @@ _SKELETON_STEPS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=_CACHE_MAX)
 def skeleton(latin: str) -> str:
     """A lossy Latin key that a romanized Cyrillic word and its news spellings share."""
     s = latin.lower()
