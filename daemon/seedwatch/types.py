@@ -55,7 +55,11 @@ class FetchResult:
 
 @dataclass(frozen=True)
 class ParsedItem:
-    """One entry as feedparser read it; text fields may still hold (sanitized) HTML."""
+    """One entry as read from the document (fastparse, or feedparser as the fallback).
+
+    Text fields may hold HTML that is NOT safe to render (the fast path skips feedparser's
+    sanitizer when it cannot change the plain text): only ``normalize`` reads them, through
+    ``html_to_text``."""
 
     guid: str | None
     link: str | None
