@@ -35,7 +35,7 @@ from seedwatch.errors import (
     redact_url,
 )
 from seedwatch.fetch import fetch, make_session
-from seedwatch.pipeline import Processed, judge
+from seedwatch.pipeline import Prepared, Processed, judge
 from seedwatch.runtime import Runtime
 from seedwatch.schedule import (
     PollOutcome,
@@ -224,8 +224,8 @@ def poll_feed(
                         r.name: r.follow_up_outlets for r in rules if r.follow_up_outlets
                     },
                 )
-            if seen.outcome.new_items:
-                _index_new(rt, seen.outcome, seen.done)
+                # Under the same lock: the next feed's lookup must see these items.
+                _index_new(rt, seen.outcome, prepared)
             metrics.observe_stage("store", time.monotonic() - t0)
     except FeedError as e:
         error = e
@@ -264,18 +264,19 @@ def poll_feed(
     return outcome
 
 
-def _index_new(rt: Runtime, outcome: StoreOutcome, done: Processed) -> None:
-    """Teach the story index and the classifier the items just stored."""
-    prepared = done.prepared
+def _index_new(rt: Runtime, outcome: StoreOutcome, prepared: Prepared) -> None:
+    """Teach the story index and the classifier the items just stored (caller holds
+    ``rt.write_lock``)."""
+    if not outcome.stories:
+        return
     position = {item.key: i for i, item in enumerate(prepared.items)}
     learnt: list[Analysis] = []
-    with rt.write_lock:
-        for key, story_id in outcome.stories:
-            i = position[key]
-            rt.stories.add_fingerprint(prepared.fingerprints[i], story_id)
-            learnt.append(prepared.analyses[i])
-        # The classifier learns word statistics and its calibration from the stream.
-        rt.classifier.observe_analyzed(learnt)
+    for key, story_id in outcome.stories:
+        i = position[key]
+        rt.stories.add_fingerprint(prepared.fingerprints[i], story_id)
+        learnt.append(prepared.analyses[i])
+    # The classifier learns word statistics and its calibration from the stream.
+    rt.classifier.observe_analyzed(learnt)
 
 
 def _learn(prior: PollState, seen: _Seen, now: datetime) -> PollState:
