@@ -164,12 +164,18 @@ def _configured_interval(rt: Runtime, feed: FeedRef) -> float | None:
 
 
 def poll_feed(
-    rt: Runtime, feed: FeedRef, *, force: bool = False, context: PollContext | None = None
+    rt: Runtime,
+    feed: FeedRef,
+    *,
+    force: bool = False,
+    context: PollContext | None = None,
+    records: _Records | None = None,
 ) -> StoreOutcome:
     """Poll one feed end to end. Raises the FeedError it recorded when the poll failed.
 
     ``context``: the feed's poll context when the caller has just read it (renewing the
-    lease reads it in the same statement)."""
+    lease reads it in the same statement). ``records``: where a quiet poll's record may wait
+    for a shared commit (the caller flushes it); without it, every poll commits its own."""
     cfg = rt.config
     seen = _Seen(context=context)
     error: FeedError | None = None
@@ -239,7 +245,7 @@ def poll_feed(
         log.exception("poll: unexpected error feed=%s", feed.name)
         error = FeedError(feed.url, f"internal error: {type(e).__name__}")
     t0 = time.monotonic()
-    _record(rt, feed, seen, error)
+    _record(rt, feed, seen, error, records)
     metrics.observe_stage("record", time.monotonic() - t0)
     got = seen.result
     outcome = seen.outcome
@@ -301,12 +307,46 @@ def _learn(prior: PollState, seen: _Seen, now: datetime) -> PollState:
     return st
 
 
-def _record(rt: Runtime, feed: FeedRef, seen: _Seen, error: FeedError | None) -> None:
+class _Records:
+    """Poll records that share one commit: the quiet polls of a pass (nothing stored, no
+    error) are written ``FLUSH_EVERY`` at a time instead of one transaction each; a 304's
+    whole bookkeeping is one UPDATE, and the commit and session around it cost as much."""
+
+    FLUSH_EVERY = 32
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._lock = threading.Lock()
+        self._todo: list[Callable[[Session], None]] = []
+
+    def add(self, write: Callable[[Session], None]) -> None:
+        with self._lock:
+            self._todo.append(write)
+            full = len(self._todo) >= self.FLUSH_EVERY
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is waiting, in one transaction. If it fails, those feeds keep their
+        leases until they expire and are polled again (a 304 costs nothing twice)."""
+        with self._lock:
+            todo, self._todo = self._todo, []
+        if todo:
+            with self.rt.write_lock, self.rt.sessions() as s:
+                for write in todo:
+                    write(s)
+                s.commit()
+
+
+def _record(
+    rt: Runtime, feed: FeedRef, seen: _Seen, error: FeedError | None, records: _Records | None
+) -> None:
     cfg = rt.config
     now = rt.clock.now()
     result = seen.result
     done = seen.done
-    with rt.write_lock, rt.sessions() as s:
+
+    def write(s: Session) -> None:
         ctx = seen.context if seen.context is not None else poll_context(s, feed.id)
         prior = ctx.state
         state = _learn(prior, seen, now) if error is None else prior
@@ -355,6 +395,12 @@ def _record(rt: Runtime, feed: FeedRef, seen: _Seen, error: FeedError | None) ->
                           "its usual rate."),
                     now=now,
                 )
+
+    if records is not None and error is None and not seen.outcome.new_items:
+        records.add(write)
+        return
+    with rt.write_lock, rt.sessions() as s:
+        write(s)
         s.commit()
 
 
@@ -438,7 +484,7 @@ def poll_due(
         res: StoreOutcome | None = None
         err: FeedError | None = None
         try:
-            res = poll_feed(rt, feed, force=all_feeds, context=context)
+            res = poll_feed(rt, feed, force=all_feeds, context=context, records=records)
         except FeedError as e:
             err = e
         except SeedwatchError as e:  # recording itself failed (database down): lease expires
@@ -457,5 +503,9 @@ def poll_due(
         if on_done is not None:
             on_done(feed, res, err)
 
-    list(rt.fetchers().map(one, [feed for feed, _ in polls]))
+    records = _Records(rt)
+    try:
+        list(rt.fetchers().map(one, [feed for feed, _ in polls]))
+    finally:
+        records.flush()
     return report
