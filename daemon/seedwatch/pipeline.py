@@ -107,17 +107,3 @@ def judge(feed: FeedRef, prepared: Prepared, *, scorer: Scorer, matcher: Matcher
     )
     return Processed(prepared, out)
 
-
-def process(
-    feed: FeedRef,
-    result: FetchResult,
-    *,
-    now: datetime,
-    scorer: Scorer,
-    matcher: Matcher,
-    analyzer: Analyzer,
-    stories: StorySettings,
-) -> Processed:
-    """prepare then judge, in the calling thread."""
-    prepared = prepare(feed, result, now=now, analyzer=analyzer, stories=stories)
-    return judge(feed, prepared, scorer=scorer, matcher=matcher)

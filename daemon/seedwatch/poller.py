@@ -16,7 +16,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -143,26 +143,6 @@ def _status_class(status: int | None) -> str:
     return f"{status // 100}xx" if status and 100 <= status < 600 else "none"
 
 
-_intervals: tuple[object, dict[str, float]] | None = None
-
-
-def _configured_interval(rt: Runtime, feed: FeedRef) -> float | None:
-    """The interval the config writes for this very feed; it wins over the observed rate."""
-    global _intervals
-    # A table per config (rebuilt when a reload swaps the config): a scan of every [[feed]]
-    # per poll is quadratic in the number of feeds (10,000 feeds: seconds per round).
-    cached = _intervals
-    if cached is None or cached[0] is not rt.config:
-        table: dict[str, float] = {}
-        for f in rt.config.feeds:
-            if f.interval is not None:
-                table.setdefault(f"name:{f.name}", f.interval)
-                table.setdefault(f"url:{f.url}", f.interval)
-        cached = _intervals = (rt.config, table)
-    table = cached[1]
-    return table.get(f"name:{feed.name}", table.get(f"url:{feed.url}"))
-
-
 def poll_feed(
     rt: Runtime,
     feed: FeedRef,
@@ -210,12 +190,11 @@ def poll_feed(
             metrics.observe_stage("process", time.monotonic() - t0)
             t0 = time.monotonic()
             rules = [r.config for r in rt.watchlist.rules]
-            prints = dict(zip((it.key for it in prepared.items), prepared.fingerprints,
-                              strict=True))
+            position = {it.key: i for i, it in enumerate(prepared.items)}
 
             def story_of(items: Sequence[Item]) -> list[int | None]:
-                found = rt.stories.match_many([prints[it.key] for it in items])
-                return [m.story_id if m else None for m in found]
+                prints = [prepared.fingerprints[position[it.key]] for it in items]
+                return [m.story_id if m else None for m in rt.stories.match_many(prints)]
 
             with rt.write_lock, rt.sessions() as s:
                 seen.outcome = queries.store_batch(
@@ -231,7 +210,7 @@ def poll_feed(
                     },
                 )
                 # Under the same lock: the next feed's lookup must see these items.
-                _index_new(rt, seen.outcome, prepared)
+                _index_new(rt, seen.outcome, prepared, position)
             metrics.observe_stage("store", time.monotonic() - t0)
     except FeedError as e:
         error = e
@@ -270,12 +249,13 @@ def poll_feed(
     return outcome
 
 
-def _index_new(rt: Runtime, outcome: StoreOutcome, prepared: Prepared) -> None:
+def _index_new(
+    rt: Runtime, outcome: StoreOutcome, prepared: Prepared, position: Mapping[str, int]
+) -> None:
     """Teach the story index and the classifier the items just stored (caller holds
-    ``rt.write_lock``)."""
+    ``rt.write_lock``); ``position``: item key -> its place in ``prepared``."""
     if not outcome.stories:
         return
-    position = {item.key: i for i, item in enumerate(prepared.items)}
     learnt: list[Analysis] = []
     for key, story_id in outcome.stories:
         i = position[key]
@@ -362,7 +342,7 @@ def _record(
             retry_after=retry_after,
             ttl=max(lifetimes) if lifetimes else None,
         )
-        interval = _configured_interval(rt, feed)
+        interval = rt.configured_interval(feed)
         if interval is None:
             interval = adaptive_interval(state.gap, cfg.schedule)
         if interval is None:

@@ -34,6 +34,7 @@ from seedwatch.rules import Watchlist, compile_watchlist
 from seedwatch.storage import queries
 from seedwatch.storage.db import make_sessionmaker, open_database
 from seedwatch.stories import StoryIndex, StorySettings
+from seedwatch.types import FeedRef
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,10 @@ class Runtime:
     # The fetching threads live as long as the runtime: each keeps its requests Session, and
     # with it the open connections, from one poll pass to the next.
     _fetchers: tuple[int, ThreadPoolExecutor] | None = field(default=None, init=False, repr=False)
+    # [[feed]] intervals by "name:..." and "url:...", for the config they were read from.
+    _intervals: tuple[Config, dict[str, float]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     @classmethod
     def start(cls, config_path: Path, *, clock: Clock | None = None) -> Runtime:
@@ -128,6 +133,22 @@ class Runtime:
             )
             s.commit()
         return rt
+
+    def configured_interval(self, feed: FeedRef) -> float | None:
+        """The interval the config writes for this very feed; it wins over the observed rate.
+
+        Looked up in a table built once per config (a reload swaps the config): scanning
+        every [[feed]] per poll is quadratic in the number of feeds."""
+        cached = self._intervals
+        if cached is None or cached[0] is not self.config:
+            table: dict[str, float] = {}
+            for f in self.config.feeds:
+                if f.interval is not None:
+                    table.setdefault(f"name:{f.name}", f.interval)
+                    table.setdefault(f"url:{f.url}", f.interval)
+            cached = self._intervals = (self.config, table)
+        table = cached[1]
+        return table.get(f"name:{feed.name}", table.get(f"url:{feed.url}"))
 
     def fetchers(self) -> ThreadPoolExecutor:
         """The pool of ``[schedule] workers`` fetching threads (a new one after a reload
