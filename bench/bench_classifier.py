@@ -159,7 +159,6 @@ def memory(seeds: Path, n: int, batch: int) -> None:
             chunk.clear()
     clf.observe_analyzed([clf.analyzer(t, x) for t, x in chunk])
     # The stemming caches belong to whichever process analyses (a worker, in the daemon).
-    text_mod._stem.cache_clear()
     text_mod.stem_info.cache_clear()
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - base

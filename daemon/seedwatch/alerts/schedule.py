@@ -55,10 +55,6 @@ def due_time(rule: RuleConfig, now: datetime) -> datetime:
     return quiet_end(digest_due(now, rule.digest), rule.quiet_hours)
 
 
-def holds(rule: RuleConfig) -> bool:
-    """Does the rule ever hold its alerts (digest or quiet hours)?"""
-    return rule.digest > 0 or rule.quiet_hours is not None
-
 
 def not_before_for(rules: Sequence[RuleConfig], now: datetime) -> Callable[[str, str], datetime]:
     """``not_before(rule_name, channel) -> datetime`` for storage.store_batch.

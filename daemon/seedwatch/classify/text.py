@@ -53,14 +53,11 @@ def _stem_once(word: str) -> str:
 
 
 # News vocabulary is Zipfian: a cache of seen words saves most of the stemmer calls.
-_stem = lru_cache(maxsize=262_144)(_stem_once)
-
-
 @lru_cache(maxsize=262_144)
 def stem_info(word: str) -> tuple[str, bool]:
     """(stem, whether the stem is Cyrillic): Russian stems take their document frequencies
     from Russian texts only, so the analysis marks them."""
-    s = _stem(word)
+    s = _stem_once(word)
     return s, CYRILLIC.search(s) is not None
 
 

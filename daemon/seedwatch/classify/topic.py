@@ -216,6 +216,13 @@ def _chunks(f: Feats) -> list[Feats]:
     return [f.take(np.arange(a, min(a + CHUNK, f.n))) for a in range(0, f.n, CHUNK)]
 
 
+def _remap(colmap: IntArr, kept: IntArr) -> IntArr:
+    """``colmap`` (stem id -> column) after Stats.prune renumbered the stems (``kept``: old
+    id of every new id)."""
+    out: IntArr = colmap[kept[kept < len(colmap)]]
+    return out
+
+
 def _query(colmap: IntArr, f: Feats) -> Query:
     """``f`` seen through the columns of ``colmap`` (stem id -> column, -1 for none)."""
     inside = f.sid < len(colmap)
@@ -244,7 +251,7 @@ class StreamIndex:
 
     def remap(self, kept: IntArr) -> None:
         """Follow Stats.prune's renumbering (``kept``: old id of every new id)."""
-        self.colmap = self.colmap[kept[kept < len(self.colmap)]]
+        self.colmap = _remap(self.colmap, kept)
 
     def nearest(self, f: Feats) -> IntArr:
         """(texts, NEIGHBOURS): the stream rows nearest each text, -1 where fewer share a
@@ -393,7 +400,7 @@ class TopicModel:
 
     def remap(self, kept: IntArr) -> None:
         """Follow Stats.prune's renumbering (``kept``: old id of every new id)."""
-        self.colmap = self.colmap[kept[kept < len(self.colmap)]]
+        self.colmap = _remap(self.colmap, kept)
 
     def query(self, f: Feats) -> Query:
         return _query(self.colmap, f)
@@ -535,12 +542,7 @@ class TopicModel:
         weight = np.r_[wp / wp.sum(), wn / wn.sum()] if len(wn) else wp / wp.sum()
         sup = _Supervised(self.n_cols, self.dims)
         sup.fit(self.query(x), y, weight)
-        values = np.concatenate(
-            [
-                sup.values(self.query(pool.take(np.arange(a, min(a + CHUNK, pool.n)))))
-                for a in range(0, pool.n, CHUNK)
-            ]
-        )
+        values = np.concatenate([sup.values(self.query(c)) for c in _chunks(pool)])
         sup.mid = float(np.median(values))
         sup.spread = max(MIN_SPREAD, sup.mid - float(np.quantile(values, 0.16)))
         self.sup = sup

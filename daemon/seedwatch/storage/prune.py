@@ -21,8 +21,9 @@ import logging
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, exists, select, text
+from sqlalchemy import Select, Table, and_, delete, exists, select, text
 from sqlalchemy.orm import Session
 
 from seedwatch.storage.common import (
@@ -100,27 +101,23 @@ def _prune_items(s: Session, now: datetime, cutoff: datetime, report: PruneRepor
 def _prune_alerts(s: Session, cutoff: datetime, lock: Lock) -> int:
     # A pending alert is never dropped unsent, however old: the outbox retries or kills it.
     old = select(ALERTS.c.id).where(ALERTS.c.created_at < cutoff, ALERTS.c.status != "pending")
-    total = 0
-    while True:
-        with lock:
-            ids = list(s.execute(old.limit(BATCH)).scalars())
-            if ids:
-                total += _rowcount(s.execute(delete(ALERTS).where(ALERTS.c.id.in_(ids))))
-            s.commit()
-        if not ids:
-            break
-    return total
+    return _delete_batches(s, ALERTS, old, lock)
 
 
 def _prune_stories(s: Session, cutoff: datetime, lock: Lock) -> int:
     has_items = exists().where(ITEMS.c.story_id == STORIES.c.id)
     old = select(STORIES.c.id).where(and_(STORIES.c.last_seen_at < cutoff, ~has_items))
+    return _delete_batches(s, STORIES, old, lock)
+
+
+def _delete_batches(s: Session, table: Table, old: Select[Any], lock: Lock) -> int:
+    """Delete the rows of ``table`` whose ids ``old`` selects, BATCH per transaction."""
     total = 0
     while True:
         with lock:
             ids = list(s.execute(old.limit(BATCH)).scalars())
             if ids:
-                total += _rowcount(s.execute(delete(STORIES).where(STORIES.c.id.in_(ids))))
+                total += _rowcount(s.execute(delete(table).where(table.c.id.in_(ids))))
             s.commit()
         if not ids:
             break

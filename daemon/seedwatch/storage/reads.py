@@ -127,14 +127,10 @@ def feed_status(s: Session, now: datetime) -> list[FeedStatusRow]:
     ]
 
 
-def _fold(text: str) -> str:
-    return text.casefold().replace("ё", "е")
-
-
 @storage_errors
 def list_items(s: Session, *, search: str | None, limit: int) -> list[ItemRow]:
-    """Stored items, newest stored first; ``search`` is a case-insensitive substring of the
-    title or text (full-text search comes later)."""
+    """Stored items, newest stored first; ``search``: only those whose title or text holds
+    every word (the full-text index, see search.py)."""
     i = ITEMS
     stmt = (
         select(
