@@ -254,13 +254,6 @@ def _response_headers(result: FetchResult) -> dict[str, str]:
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 
 
-_BOMS = (
-    (b"\xef\xbb\xbf", "utf-8"),
-    (b"\xff\xfe\x00\x00", "utf-32-le"),
-    (b"\x00\x00\xfe\xff", "utf-32-be"),
-    (b"\xff\xfe", "utf-16-le"),
-    (b"\xfe\xff", "utf-16-be"),
-)
 _XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=", re.IGNORECASE)
 
 
@@ -272,8 +265,9 @@ def _charset_for(body: bytes, content_type: str) -> str | None:
     and is not UTF-8 is usually a legacy Cyrillic or CJK page (cp1251, koi8-r, big5, ...):
     feedparser would read it as windows-1252 and store garble, so its encoding is detected.
     """
-    for bom, codec in _BOMS:
+    for bom, bom_codec in _BOMS:  # harden_xml's table: "" there means UTF-8
         if body.startswith(bom):
+            codec = bom_codec or "utf-8"
             declared = _CHARSET.search(content_type)
             if declared and declared.group(1).lower().replace("_", "-") != codec:
                 return codec
