@@ -9,11 +9,14 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from seedwatch.classify import Analysis
 from seedwatch.config.model import ScheduleConfig
 from seedwatch.poller import poll_due
 from seedwatch.schedule import (
@@ -23,6 +26,8 @@ from seedwatch.schedule import (
     publishing_gap,
 )
 from seedwatch.storage.feeds import get_poll_state, stale_feed_ids
+from seedwatch.storage.queries import delete_items
+from seedwatch.types import Score
 from tests.support.feedserver import FeedServer, rss
 from tests.support.pollkit import (
     T0,
@@ -363,6 +368,38 @@ def test_stuck_etag_gets_a_full_fetch_and_same_body_is_not_parsed(
                                             {"title": "three", "guid": "3"}]))
         clock.advance(1000)
         assert poll_due(rt).new_items == 1
+    finally:
+        rt.close()
+
+
+def test_changed_document_scores_and_matches_only_its_new_items(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    old = [{"title": f"item {i}", "guid": str(i)} for i in range(5)]
+    feed_server.add("/f", body=rss(old))
+    cfg = write_poll_config(tmp_path, [FeedSpec("f", feed_server.url("/f"), "15m")])
+    rt = start(cfg, clock)
+    scored: list[int] = []
+    real = rt.classifier.score_many
+
+    def counting(analyses: Sequence[Analysis]) -> list[Score]:
+        scored.append(len(analyses))
+        return real(analyses)
+
+    monkeypatch.setattr(rt.classifier, "score_many", counting)
+    try:
+        assert poll_due(rt).new_items == 5
+        assert scored == [5]
+        # One stored item is deleted (a tombstone stays): it must not come back as new either.
+        with rt.sessions() as s:
+            gone = s.execute(text("SELECT id FROM items WHERE title = 'item 0'")).scalars().all()
+            assert delete_items(s, list(gone), clock.now()) == 1
+        feed_server.add("/f", body=rss([{"title": "fresh", "guid": "new"}, *old]))
+        clock.advance(1000)
+        again = poll_due(rt)
+        assert (again.new_items, again.duplicates) == (1, 5)
+        assert scored == [5, 1]  # the five repeated items were neither scored nor matched
     finally:
         rt.close()
 

@@ -1,6 +1,7 @@
 """The pure middle of the pipeline, as a shell pipeline would read:
 
     FetchResult | parse | normalize | analyse    ->  Prepared       (prepare: no daemon state)
+    Prepared    | without(stored keys)           ->  Prepared       (only the new items)
     Prepared    | classify | match               ->  Processed      (judge: the live models)
 
 No session, no HTTP: everything here is a function of its arguments, so it is tested with
@@ -14,7 +15,7 @@ classifier's stream statistics and the hot-reloaded watchlist, so it runs in the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -89,6 +90,21 @@ def prepare(
         items=items,
         analyses=tuple(analyzer(it.title, it.text) for it in items),
         fingerprints=tuple(fingerprint(it, stories) for it in items),
+    )
+
+
+def without(prepared: Prepared, keys: Collection[str]) -> Prepared:
+    """``prepared`` less the items whose key is in ``keys`` (those already stored: a changed
+    document mostly repeats them). The feed and its dates stay whole: the scheduler learns
+    the publishing rate from every entry."""
+    if not keys:
+        return prepared
+    keep = [i for i, it in enumerate(prepared.items) if it.key not in keys]
+    return replace(
+        prepared,
+        items=tuple(prepared.items[i] for i in keep),
+        analyses=tuple(prepared.analyses[i] for i in keep),
+        fingerprints=tuple(prepared.fingerprints[i] for i in keep),
     )
 
 

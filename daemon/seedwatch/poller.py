@@ -35,7 +35,7 @@ from seedwatch.errors import (
     redact_url,
 )
 from seedwatch.fetch import fetch, make_session
-from seedwatch.pipeline import Prepared, Processed, judge
+from seedwatch.pipeline import Prepared, Processed, judge, without
 from seedwatch.runtime import Runtime
 from seedwatch.schedule import (
     PollOutcome,
@@ -186,6 +186,14 @@ def poll_feed(
                     feed, result, now=now, analyzer=rt.classifier.analyzer,
                     stories=rt.stories.settings,
                 )
+            # Items the feed already holds are left out before scoring and matching: a
+            # changed document mostly repeats them, and they would only be counted as
+            # duplicates after paying for both.
+            with rt.sessions() as s:
+                known = queries.known_keys(s, feed.id, [it.key for it in prepared.items])
+            repeated = len(prepared.items)
+            prepared = without(prepared, known)
+            repeated -= len(prepared.items)
             seen.done = judge(feed, prepared, scorer=rt.classifier, matcher=rt.watchlist)
             metrics.observe_stage("process", time.monotonic() - t0)
             t0 = time.monotonic()
@@ -211,6 +219,10 @@ def poll_feed(
                 )
                 # Under the same lock: the next feed's lookup must see these items.
                 _index_new(rt, seen.outcome, prepared, position)
+            if repeated:
+                seen.outcome = replace(
+                    seen.outcome, duplicates=seen.outcome.duplicates + repeated
+                )
             metrics.observe_stage("store", time.monotonic() - t0)
     except FeedError as e:
         error = e

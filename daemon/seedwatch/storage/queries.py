@@ -49,6 +49,7 @@ from seedwatch.storage.store import (
     delete_items,
     follow_up_id,
     items_with_stories,
+    known_keys,
     recent_items_with_stories,
     store_batch,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "get_state",
     "health_summary",
     "items_with_stories",
+    "known_keys",
     "list_alerts",
     "list_items",
     "list_stories",

@@ -755,6 +755,23 @@ def store_batch(
     return rollback_on_error(s, lambda: _store_rows(*args))
 
 
+@storage_errors
+def known_keys(s: Session, feed_id: int, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` the feed already holds, as an item or as a tombstone.
+
+    A changed feed document mostly repeats items stored before; the poller asks this before
+    scoring and matching so that only new items pay for those (store_batch would count the
+    rest as duplicates anyway)."""
+    found: set[str] = set()
+    for part in chunks(sorted(set(keys))):
+        for table in (ITEMS, TOMBSTONES):
+            rows = s.execute(
+                select(table.c.key).where(table.c.feed_id == feed_id, table.c.key.in_(part))
+            )
+            found.update(str(k) for k in rows.scalars())
+    return found
+
+
 def _delete_items(s: Session, item_ids: Sequence[int], now: datetime) -> int:
     conn = s.connection()
     st = _stmts(conn.dialect.name)
