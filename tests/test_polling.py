@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
