@@ -1,14 +1,16 @@
 """Evaluate the classifier on ../shared/eval (issue 4); prints numbers, asserts nothing.
 
     .venv/bin/python bench/eval_classifier.py [--seeds DIR] [--backend lexical words]
-        [--draws 5] [--skip-speed] [--skip-russian]
+        [--draws 5] [--skip-speed] [--skip-russian] [--halves]
 
 Every figure goes through ``run_score_command`` (the code path of ``seedwatch score``): the
 scored batch is written as JSON lines, k-shot seeds as files in a temporary seeds folder.
 1-shot = the seeds folder as shipped; k-shot = those seeds plus k relevant dev items (drawn at
 random, several draws, left out of the scored items). Borderline items are left out of the
-headline and reported separately. Speed is measured on one thread: the analysis (which the
-daemon runs in worker processes) apart from batched scoring and observing.
+headline and reported separately. ``--halves`` also gives the AP of the rows with an even and
+an odd id apart (same runs): a change that helps only one half is fitted to its rows. Speed is
+measured on one thread: the analysis (which the daemon runs in worker processes) apart from
+batched scoring and observing.
 """
 
 from __future__ import annotations
@@ -132,6 +134,12 @@ def with_extra_seeds(base: Path, extra: list[Row], tmp: Path) -> Path:
     return dest
 
 
+def _parity(row_id: str) -> int:
+    """0 or 1: the parity of the number that ends a row's id ("6394", "lenta-17")."""
+    digits = row_id[len(row_id.rstrip("0123456789")) :]
+    return int(digits[-1]) % 2 if digits else 0
+
+
 def evaluate(seeds: Path, rows: list[Row], backend: str) -> dict[str, float]:
     out = score_batch(seeds, rows, backend)
     scored = [r for r in rows if r[3] in (0, 1)]
@@ -140,7 +148,12 @@ def evaluate(seeds: Path, rows: list[Row], backend: str) -> dict[str, float]:
     flags = [bool(out[r[0]]["relevant"]) for r in scored]
     p, r, f = prf(labels, flags)
     border = [out[x[0]] for x in rows if x[3] == -1]
+    halves = {}
+    for half, name in ((0, "ap_even"), (1, "ap_odd")):
+        mine = [i for i, row in enumerate(scored) if _parity(row[0]) == half]
+        halves[name] = average_precision([labels[i] for i in mine], [scores[i] for i in mine])
     return {
+        **halves,
         "ap": average_precision(labels, scores),
         "auc": roc_auc(labels, scores),
         "p": p,
@@ -153,11 +166,12 @@ def evaluate(seeds: Path, rows: list[Row], backend: str) -> dict[str, float]:
     }
 
 
-def fmt(m: dict[str, float]) -> str:
+def fmt(m: dict[str, float], halves: bool = False) -> str:
     return (
         f"AP {m['ap']:.3f}  AUC {m['auc']:.3f}  P {m['p']:.2f} R {m['r']:.2f} "
         f"F1 {m['f1']:.2f}  borderline flagged {m['border_flagged']:.2f} "
         f"(mean score {m['border_mean']:.2f})"
+        + (f"  AP even ids {m['ap_even']:.3f} odd ids {m['ap_odd']:.3f}" if halves else "")
     )
 
 
@@ -175,15 +189,22 @@ def kshot(
     return results
 
 
-def summary(name: str, results: list[dict[str, float]]) -> str:
+def summary(name: str, results: list[dict[str, float]], halves: bool = False) -> str:
+    def mean(key: str) -> float:
+        return statistics.fmean(m[key] for m in results)
+
     aps = [m["ap"] for m in results]
-    aucs = [m["auc"] for m in results]
-    ps = [m["p"] for m in results]
-    rs = [m["r"] for m in results]
+    split = ""
+    if halves:
+        even, odd = [m["ap_even"] for m in results], [m["ap_odd"] for m in results]
+        split = (
+            f"  AP even ids {mean('ap_even'):.3f} (min {min(even):.3f}) "
+            f"odd ids {mean('ap_odd'):.3f} (min {min(odd):.3f})"
+        )
     return (
         f"{name}: AP mean {statistics.fmean(aps):.3f} min {min(aps):.3f}  "
-        f"AUC mean {statistics.fmean(aucs):.3f}  P {statistics.fmean(ps):.2f} "
-        f"R {statistics.fmean(rs):.2f}  ({len(results)} draws)"
+        f"AUC mean {mean('auc'):.3f}  P {mean('p'):.2f} R {mean('r'):.2f}  "
+        f"({len(results)} draws)" + split
     )
 
 
@@ -231,6 +252,7 @@ def main() -> int:
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-russian", action="store_true")
+    ap.add_argument("--halves", action="store_true", help="also AP of even and odd row ids apart")
     args = ap.parse_args()
     if not DEV.exists():
         print(f"{DEV} is absent: nothing to evaluate")
@@ -245,15 +267,17 @@ def main() -> int:
         tmp = Path(tmpname)
         for backend in args.backend:
             print(f"== backend {backend}")
-            print("1-shot: " + fmt(evaluate(args.seeds, rows, backend)))
+            print("1-shot: " + fmt(evaluate(args.seeds, rows, backend), args.halves))
             for k in (5, 20):
-                print(summary(f"{k}-shot", kshot(args.seeds, rows, k, args.draws, backend, tmp)))
+                results = kshot(args.seeds, rows, k, args.draws, backend, tmp)
+                print(summary(f"{k}-shot", results, args.halves))
             if LENTA.exists() and not args.skip_russian:
                 ru = load_lenta()
                 print(
                     summary(
                         "Russian 5-shot (lenta-ru)",
                         kshot(args.seeds, ru, 5, args.draws, backend, tmp),
+                        args.halves,
                     )
                 )
             if not args.skip_speed:
