@@ -17,6 +17,7 @@ from seedwatch.classify import analyze
 from seedwatch.errors import ParseError
 from seedwatch.parallel import INLINE_BELOW, PreparePool
 from seedwatch.pipeline import Prepared, prepare
+from seedwatch.stories.fingerprint import Fingerprint, fingerprint
 from seedwatch.stories.settings import StorySettings
 from seedwatch.types import FeedRef, FetchResult
 
@@ -47,12 +48,13 @@ def _result(body: bytes) -> FetchResult:
     )
 
 
-def _comparable(p: Prepared) -> tuple[object, ...]:
+def _plain(fp: Fingerprint) -> tuple[object, ...]:
     # Fingerprints hold numpy arrays (no ==): compare their fields as lists.
-    prints = tuple(
-        tuple(v.tolist() if hasattr(v, "tolist") else v for v in astuple(fp))
-        for fp in p.fingerprints
-    )
+    return tuple(v.tolist() if hasattr(v, "tolist") else v for v in astuple(fp))
+
+
+def _comparable(p: Prepared) -> tuple[object, ...]:
+    prints = tuple(_plain(fp) for fp in p.fingerprints)
     return (p.feed, p.dates, p.items, p.analyses, prints)
 
 
@@ -109,3 +111,24 @@ def test_inline_pool_starts_no_process() -> None:
     assert len(_run(pool, _rss(20)).items) == 20
     assert set(multiprocessing.active_children()) == before
     pool.close()
+
+
+def test_stored_items_are_fingerprinted_in_the_workers_in_order(pool: PreparePool) -> None:
+    # The start-up rebuild of the story index: many batches, more than are kept in flight.
+    items = prepare(FEED, _result(_rss(60)), now=NOW, analyzer=analyze, stories=SETTINGS).items
+    batches = [items[i : i + 7] for i in range(0, len(items), 7)]
+    before = set(multiprocessing.active_children())
+    got = [fp for prints in pool.fingerprints(batches, SETTINGS) for fp in prints]
+    assert set(multiprocessing.active_children()) - before, "no worker process was started"
+    assert [_plain(fp) for fp in got] == [_plain(fingerprint(it, SETTINGS)) for it in items]
+
+
+def test_fingerprinting_survives_a_dead_worker(pool: PreparePool) -> None:
+    items = prepare(FEED, _result(_rss(20)), now=NOW, analyzer=analyze, stories=SETTINGS).items
+    list(pool.fingerprints([items[:1]], SETTINGS))  # starts the workers
+    for p in multiprocessing.active_children():
+        if p.pid is not None:
+            os.kill(p.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    got = [fp for prints in pool.fingerprints([items[:10], items[10:]], SETTINGS) for fp in prints]
+    assert [_plain(fp) for fp in got] == [_plain(fingerprint(it, SETTINGS)) for it in items]

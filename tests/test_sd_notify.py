@@ -49,6 +49,8 @@ def test_run_sends_ready_then_watchdog(tmp_path: Path, feed_server: FeedServer) 
         try:
             msgs = _recv_all(sock, b"READY=1")
             assert any(m.startswith(b"READY=1") for m in msgs), msgs
+            # The story index rebuild before READY asks systemd for more start-up time.
+            assert any(m.startswith(b"EXTEND_TIMEOUT_USEC=60000000") for m in msgs), msgs
             msgs = _recv_all(sock, b"WATCHDOG=1")
             assert b"WATCHDOG=1" in msgs, msgs
             proc.terminate()

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 5.0
 # Retention runs hourly; it does nothing without [storage] keep.
 PRUNE_EVERY = 3600.0
+# Each progress report during start-up buys this many more seconds from systemd's start timeout.
+START_EXTEND = 60.0
 # A daemon that made no progress for this long is reported unhealthy (watchdog, /healthz).
 STUCK_AFTER = 600.0
 
@@ -173,6 +175,25 @@ class Daemon:
         else:
             self.stop.set()
 
+    def _rebuild_story_index(self) -> None:
+        """Rebuild the story index before polling (a story must not alert twice because a
+        restart forgot it), telling systemd it is making progress: after a busy day this
+        takes longer than the default start timeout."""
+        t0 = last = time.monotonic()
+        self.notifier.extend_timeout(START_EXTEND, "rebuilding the story index")
+
+        def progress(count: int) -> None:
+            nonlocal last
+            if time.monotonic() - last >= START_EXTEND / 4:
+                last = time.monotonic()
+                self.notifier.extend_timeout(
+                    START_EXTEND, f"rebuilding the story index: {count} items"
+                )
+
+        count = self.rt.rebuild_story_index(progress)
+        log.info("start: story index rebuilt items=%d seconds=%.1f",
+                 count, time.monotonic() - t0)
+
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
@@ -182,7 +203,7 @@ class Daemon:
             s.commit()
         if released:
             log.info("start: released leases of a previous run count=%d", released)
-        self.rt.rebuild_story_index()
+        self._rebuild_story_index()
         if cfg.metrics.listen:
             metrics.serve(cfg.metrics.listen, self.healthy)
         sched = cfg.schedule

@@ -1,4 +1,5 @@
-"""systemd's notify protocol (READY, WATCHDOG, STOPPING, STATUS) without a dependency.
+"""systemd's notify protocol (READY, WATCHDOG, STOPPING, STATUS, EXTEND_TIMEOUT_USEC) without
+a dependency.
 
 The protocol is one datagram to the socket named in $NOTIFY_SOCKET; when the variable is
 absent (not under systemd, or in tests) every call is a no-op.
@@ -55,3 +56,9 @@ class Notifier:
 
     def status(self, text: str) -> bool:
         return self.send(f"STATUS={text}")
+
+    def extend_timeout(self, seconds: float, status: str = "") -> bool:
+        """Ask for ``seconds`` more before the start (or stop) times out: a long start-up
+        that is making progress says so instead of being killed at TimeoutStartSec."""
+        fields = [f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}"]
+        return self.send(*fields, f"STATUS={status}") if status else self.send(*fields)

@@ -12,7 +12,8 @@ import os
 import random
 import socket
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,15 +33,18 @@ from seedwatch.parallel import PreparePool, default_workers
 from seedwatch.politeness import HostLimiter
 from seedwatch.rules import Watchlist, compile_watchlist
 from seedwatch.storage import queries
+from seedwatch.storage.common import chunks
 from seedwatch.storage.db import make_sessionmaker, open_database
 from seedwatch.stories import StoryIndex, StorySettings
-from seedwatch.types import FeedRef
+from seedwatch.types import FeedRef, Item
 
 log = logging.getLogger(__name__)
 
 WATCHLIST_ERROR = "watchlist_error"
 SEEDS_ERROR = "seeds_error"
 CONFIG_ERROR = "config_error"
+# Stored items per fingerprinting task when the story index is rebuilt at start.
+REBUILD_BATCH = 1000
 
 
 def owner_id() -> str:
@@ -169,16 +173,28 @@ class Runtime:
         self.prepare_pool.close()
         self.engine.dispose()
 
-    def rebuild_story_index(self) -> int:
+    def rebuild_story_index(self, progress: Callable[[int], None] | None = None) -> int:
         """Refill the in-memory story index from the last window's items (after a start), so a
-        restart does not forget which stories are open."""
+        restart does not forget which stories are open. The fingerprints are computed in the
+        parse workers; ``progress`` is called with the running count after each batch."""
         index = StoryIndex(self.stories.settings)
         since = self.clock.now() - timedelta(seconds=index.settings.window)
         count = 0
+        story_ids: deque[list[int]] = deque()
+
+        def batches(rows: Iterable[tuple[Item, int]]) -> Iterator[list[Item]]:
+            for part in chunks(rows, REBUILD_BATCH):
+                story_ids.append([sid for _, sid in part])
+                yield [item for item, _ in part]
+
         with self.sessions() as s:
-            for item, story_id in queries.recent_items_with_stories(s, since):
-                index.add(item, story_id)
-                count += 1
+            rows = queries.recent_items_with_stories(s, since)
+            for prints in self.prepare_pool.fingerprints(batches(rows), index.settings):
+                for fp, story_id in zip(prints, story_ids.popleft(), strict=True):
+                    index.add_fingerprint(fp, story_id)
+                count += len(prints)
+                if progress is not None:
+                    progress(count)
         with self.write_lock:
             self.stories = index
         return count
