@@ -23,6 +23,13 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    LocationParseError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 from seedwatch.config.model import HttpConfig
 from seedwatch.errors import (
@@ -573,7 +580,10 @@ def test_connection_refused() -> None:
         get(url)
     text = str(info.value)
     assert "hunter2" not in text and "s3cret" not in text and "user" not in text
-    assert isinstance(info.value.__cause__, requests.ConnectionError)
+    # The error urllib3 raised is kept as the cause, with the OS's inside it.
+    cause = info.value.__cause__
+    assert isinstance(cause, NewConnectionError)
+    assert isinstance(cause.__cause__, ConnectionRefusedError)
 
 
 def test_dns_failure() -> None:
@@ -904,8 +914,6 @@ def test_server_hangs_up_without_answer(srv: FeedServer) -> None:
 
 def wrapped(inner: BaseException) -> requests.ConnectionError:
     """The chain requests builds: its ConnectionError caused by urllib3's, caused by the OS's."""
-    from urllib3.exceptions import ProtocolError
-
     try:
         try:
             raise inner
@@ -928,3 +936,35 @@ def wrapped(inner: BaseException) -> requests.ConnectionError:
 )
 def test_describe_network_error(inner: BaseException, message: str) -> None:
     assert describe_network_error(wrapped(inner)) == message
+    # fetch talks to urllib3 directly: the same chain without requests' wrapper.
+    outer = wrapped(inner).args[0]
+    assert isinstance(outer, ProtocolError)
+    want = "network error (ProtocolError)" if isinstance(inner, RuntimeError) else message
+    assert describe_network_error(outer) == want
+
+
+def _raised_from(outer: BaseException, inner: BaseException) -> BaseException:
+    try:
+        try:
+            raise inner
+        except BaseException as e:
+            raise outer from e
+    except BaseException as e:
+        return e
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        # urllib3's NewConnectionError is a ConnectTimeoutError subclass: its cause decides.
+        (
+            _raised_from(NewConnectionError(None, "failed"), ConnectionRefusedError(111, "x")),
+            "connection refused",
+        ),
+        (_raised_from(ConnectTimeoutError(None, "slow"), TimeoutError()), "connect timed out"),
+        (ReadTimeoutError(None, "/", "read timed out"), "timed out"),  # type: ignore[arg-type]
+        (LocationParseError("http://[::1/"), "invalid URL"),
+    ],
+)
+def test_describe_urllib3_errors(error: BaseException, message: str) -> None:
+    assert describe_network_error(error) == message

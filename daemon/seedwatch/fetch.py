@@ -31,7 +31,14 @@ from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import _basic_auth_str
+from requests.utils import get_auth_from_url
+from urllib3 import BaseHTTPResponse, HTTPConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, LocationValueError, NewConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util import Timeout
 
 from .config.model import HttpConfig
 from .errors import (
@@ -162,7 +169,7 @@ def _fetch(
         _check_scheme(url)
         resp = _send(session, url, headers, http, deadline)
         try:
-            status = resp.status_code
+            status = resp.status
             if status in _REDIRECTS:
                 hops += 1
                 permanent = permanent and status in _PERMANENT
@@ -201,19 +208,18 @@ def _fetch(
             _release(resp, deadline)
 
 
-def _release(resp: requests.Response, deadline: _Deadline) -> None:
+def _release(resp: BaseHTTPResponse, deadline: _Deadline) -> None:
     """Give the connection back to the session's pool when the answer has ended cleanly (a
     304, an empty body, a body read to its end), so that the next fetch from the host skips
     the TCP and TLS handshakes; otherwise close it. Reading even a short rest could wait on
     a server that never sends it, so nothing more is read."""
-    raw = resp.raw
     if not deadline.expired:
-        if raw.length_remaining == 0:
+        if resp.length_remaining == 0:
             with contextlib.suppress(Urllib3Error, OSError, HTTPException):
-                raw.read(decode_content=False)  # marks it complete: urllib3 pools it
-        if raw.connection is None and deadline.last is not None:  # pooled
+                resp.read(decode_content=False)  # marks it complete: urllib3 pools it
+        if resp.connection is None and deadline.last is not None:  # pooled
             _pooled.add(deadline.last)
-    resp.close()
+    _close(resp)
 
 
 def _check_scheme(url: str) -> None:
@@ -238,10 +244,10 @@ def _loop_key(url: str) -> str:
     return url.split("#", 1)[0]
 
 
-def _next_hop(url: str, resp: requests.Response, hops: int, limit: int, seen: set[str]) -> str:
+def _next_hop(url: str, resp: BaseHTTPResponse, hops: int, limit: int, seen: set[str]) -> str:
     location = resp.headers.get("Location")
     if not location or not location.strip():
-        raise RedirectError(url, f"status {resp.status_code} without a Location header")
+        raise RedirectError(url, f"status {resp.status} without a Location header")
     if hops > limit:
         raise RedirectError(url, f"more than {limit} redirects")
     try:
@@ -267,19 +273,21 @@ def _send(
     headers: dict[str, str],
     http: HttpConfig,
     deadline: _Deadline,
-) -> requests.Response:
+) -> BaseHTTPResponse:
     retried = False
     while True:
         remaining = deadline.remaining()
         if remaining <= 0:
             raise DeadlineError(url, f"no complete answer within {http.deadline:g} s")
-        timeout = (min(http.connect_timeout, remaining), remaining)
+        timeout = Timeout(connect=min(http.connect_timeout, remaining), read=remaining)
         try:
             resp = _get(session, url, headers, timeout)
             break
         except BlockedAddressError as e:
             raise BlockedAddressError(url, e.message) from e
-        except (requests.RequestException, OSError, HTTPException) as e:
+        except LocationValueError as e:  # a ValueError, but also one of urllib3's
+            raise FetchError(url, "invalid URL") from e
+        except (requests.RequestException, Urllib3Error, OSError, HTTPException) as e:
             if deadline.passed():
                 raise DeadlineError(url, f"no complete answer within {http.deadline:g} s") from e
             if not retried and _lost_pooled_connection(deadline, e):
@@ -293,28 +301,61 @@ def _send(
     if deadline.expired:
         # The watchdog's shutdown reads as EOF, which http.client may take for the end of
         # the headers: whatever arrived is truncated.
-        resp.close()
+        _close(resp)
         raise DeadlineError(url, f"no complete answer within {http.deadline:g} s")
     return resp
 
 
 def _get(
-    session: requests.Session, url: str, headers: dict[str, str], timeout: tuple[float, float]
-) -> requests.Response:
-    """``session.get(url, allow_redirects=False, stream=True)`` straight through the session's
-    adapter: what Session.request adds (environment settings, cookies, hooks, redirects) is
-    all off for us, and merging it cost a fifth of a 304's CPU."""
+    session: requests.Session, url: str, headers: dict[str, str], timeout: Timeout
+) -> BaseHTTPResponse:
+    """``session.get(url, allow_redirects=False, stream=True).raw``, straight through the
+    urllib3 pool of the session's adapter. The URL is prepared as requests prepares it (IDNA,
+    percent-encoding, its errors) and userinfo still becomes Basic credentials; what else
+    Session.request and HTTPAdapter.send add (environment settings, cookies, hooks, a
+    Response around urllib3's) is all off or unused for us, and cost half of a 304's CPU.
+    Errors are urllib3's own (no retries: each is raised as it happened)."""
     req = requests.PreparedRequest()
-    req.prepare(method="GET", url=url, headers={**session.headers, **headers})
+    req.prepare_url(url, None)
+    sent = {k: v if isinstance(v, str) else v.decode("latin-1") for k, v in session.headers.items()}
+    sent.update(headers)
+    if "@" in url:
+        user, password = get_auth_from_url(url)
+        if user or password:
+            sent["Authorization"] = _basic_auth_str(user, password)
     adapter = session.get_adapter(url)
-    return adapter.send(
-        req,
-        stream=True,
+    if not isinstance(adapter, HTTPAdapter):
+        raise TypeError(f"fetch needs an HTTPAdapter, not {type(adapter).__name__}")
+    verify = True if session.verify is None else session.verify
+    # The pool for the URL's host, with requests' TLS settings (CA bundle, client cert).
+    if session.proxies:  # our sessions have none; the guarded adapter refuses them here
+        pool = adapter.get_connection_with_tls_context(
+            req, verify, proxies=session.proxies, cert=session.cert
+        )
+    else:  # the same, without matching the URL against an empty proxy table
+        host, pool_kwargs = adapter.build_connection_pool_key_attributes(req, verify, session.cert)
+        pool = adapter.poolmanager.connection_from_host(**host, pool_kwargs=pool_kwargs)
+    adapter.cert_verify(pool, url, verify, session.cert)  # type: ignore[no-untyped-call]
+    if not isinstance(pool, HTTPConnectionPool):
+        raise TypeError(f"not an HTTP connection pool: {type(pool).__name__}")
+    return pool.urlopen(
+        "GET",
+        req.path_url,
+        headers=sent,
+        redirect=False,
+        assert_same_host=False,
+        preload_content=False,
+        decode_content=False,
+        retries=False,
         timeout=timeout,
-        verify=True if session.verify is None else session.verify,
-        cert=session.cert,
-        proxies=session.proxies,
     )
+
+
+def _close(resp: BaseHTTPResponse) -> None:
+    # As requests' Response.close: close what is still open (a connection still held is
+    # closed, not reused), then hand the connection object back to its pool.
+    resp.close()
+    resp.release_conn()
 
 
 # Sockets that carried a whole answer and went back to a pool. A request that fails on one
@@ -331,8 +372,8 @@ def _lost_pooled_connection(deadline: _Deadline, exc: BaseException) -> bool:
     return any(isinstance(e, _HUNG_UP) for e in _causes(exc))
 
 
-def _status_error(url: str, resp: requests.Response) -> HTTPStatusError:
-    status = resp.status_code
+def _status_error(url: str, resp: BaseHTTPResponse) -> HTTPStatusError:
+    status = resp.status
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
@@ -344,7 +385,7 @@ def _status_error(url: str, resp: requests.Response) -> HTTPStatusError:
     return cls(url, status, f"HTTP {status} {phrase}", retry_after=retry_after)
 
 
-def _server_now(resp: requests.Response) -> datetime:
+def _server_now(resp: BaseHTTPResponse) -> datetime:
     # An HTTP-date in Retry-After is meant against the server's own clock (its Date header),
     # which keeps a skewed server clock from turning "in 60 s" into hours or into nothing.
     try:
@@ -354,11 +395,11 @@ def _server_now(resp: requests.Response) -> datetime:
     return date if date.tzinfo else date.replace(tzinfo=UTC)
 
 
-def _headers(resp: requests.Response) -> tuple[tuple[str, str], ...]:
-    return tuple((k.lower(), v) for k, v in resp.raw.headers.iteritems())
+def _headers(resp: BaseHTTPResponse) -> tuple[tuple[str, str], ...]:
+    return tuple((k.lower(), v) for k, v in resp.headers.iteritems())
 
 
-def _read_body(resp: requests.Response, url: str, http: HttpConfig, deadline: _Deadline) -> bytes:
+def _read_body(resp: BaseHTTPResponse, url: str, http: HttpConfig, deadline: _Deadline) -> bytes:
     cap = http.max_bytes
     length = resp.headers.get("Content-Length", "").strip()
     if length.isdigit() and int(length) > cap:
@@ -390,10 +431,10 @@ def _read_body(resp: requests.Response, url: str, http: HttpConfig, deadline: _D
 
 
 def _raw_chunks(
-    resp: requests.Response, url: str, cap: int, deadline: _Deadline, total: float
+    resp: BaseHTTPResponse, url: str, cap: int, deadline: _Deadline, total: float
 ) -> Iterator[bytes]:
     received = 0
-    for chunk in resp.raw.stream(_CHUNK, decode_content=False):
+    for chunk in resp.stream(_CHUNK, decode_content=False):
         received += len(chunk)
         if received > cap:
             raise TooLargeError(url, f"more than {cap} bytes on the wire")
@@ -617,11 +658,18 @@ def describe_network_error(exc: BaseException) -> str:
             return "server closed the connection without answering"
         if isinstance(e, ConnectionResetError):
             return "connection reset by peer"
-        if isinstance(e, requests.ConnectTimeout):
+        # urllib3's NewConnectionError is a ConnectTimeoutError (and so one of its
+        # TimeoutErrors) for backward compatibility: it is neither.
+        if isinstance(e, NewConnectionError):
+            continue
+        if isinstance(e, requests.ConnectTimeout | ConnectTimeoutError):
             return "connect timed out"
-        if isinstance(e, TimeoutError | requests.Timeout):
+        if isinstance(e, TimeoutError | requests.Timeout | Urllib3Timeout):
             return "timed out"
-        if isinstance(e, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
+        if isinstance(
+            e, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema
+            | LocationValueError
+        ):
             return "invalid URL"
         if isinstance(e, requests.exceptions.MissingSchema):
             return "invalid URL: no scheme"
