@@ -7,19 +7,22 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import astuple
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from seedwatch.classify import analyze
+from seedwatch.classify import Analysis, analyze
+from seedwatch.config.model import RuleConfig, WatchlistConfig
 from seedwatch.errors import ParseError
 from seedwatch.parallel import INLINE_BELOW, PreparePool
-from seedwatch.pipeline import Prepared, prepare
+from seedwatch.pipeline import Prepared, judge, prepare
+from seedwatch.rules import Watchlist, compile_watchlist
 from seedwatch.stories.fingerprint import Fingerprint, fingerprint
 from seedwatch.stories.settings import StorySettings
-from seedwatch.types import FeedRef, FetchResult
+from seedwatch.types import FeedRef, FetchResult, Score
 
 FEED = FeedRef(id=7, url="http://news.test/feed.xml", name="news")
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -132,3 +135,50 @@ def test_fingerprinting_survives_a_dead_worker(pool: PreparePool) -> None:
     time.sleep(0.5)
     got = [fp for prints in pool.fingerprints([items[:10], items[10:]], SETTINGS) for fp in prints]
     assert [_plain(fp) for fp in got] == [_plain(fingerprint(it, SETTINGS)) for it in items]
+
+
+def _watchlist(*rules: RuleConfig) -> Watchlist:
+    return compile_watchlist(WatchlistConfig(path=Path("/nonexistent/watchlist.toml"), rules=rules))
+
+
+class _FixedScores:
+    """Every item gets the same verdict: the rules' score filters are what is tested."""
+
+    def __init__(self, score: float) -> None:
+        self.score = Score(score=score, topic="security", relevant=score >= 0.5)
+
+    def score_many(self, analyses: Sequence[Analysis]) -> list[Score]:
+        return [self.score] * len(analyses)
+
+
+def test_rules_are_matched_in_the_worker_and_score_filters_applied_after(
+    pool: PreparePool,
+) -> None:
+    live = _watchlist(
+        RuleConfig(name="any", query="militants AND border", channels=("ops",)),
+        RuleConfig(name="sure", query="Khorog", channels=("ops",), min_score=0.6),
+        RuleConfig(name="never", query="football", channels=("ops",)),
+    )
+    remote = pool.prepare(
+        FEED, _result(_rss(20)), now=NOW, analyzer=analyze, stories=SETTINGS, watch=live
+    )
+    inline = prepare(FEED, _result(_rss(20)), now=NOW, analyzer=analyze, stories=SETTINGS)
+    assert remote.watch_version == live.version and remote.matched is not None
+    assert {m.rule for found in remote.matched for m in found} == {"any", "sure"}
+    for score, rules in ((0.9, {"any", "sure"}), (0.3, {"any"})):
+        done = judge(FEED, remote, scorer=_FixedScores(score), matcher=live)
+        again = judge(FEED, inline, scorer=_FixedScores(score), matcher=live)
+        assert all({m.rule for m in p.matches} == rules for p in done.items)
+        # The same matches, terms included, as matching in the daemon gives.
+        assert [p.matches for p in done.items] == [p.matches for p in again.items]
+
+
+def test_an_edited_watchlist_matches_again_in_the_daemon(pool: PreparePool) -> None:
+    old = _watchlist(RuleConfig(name="old", query="militants", channels=("ops",)))
+    new = _watchlist(RuleConfig(name="new", query="Dushanbe", channels=("ops",)))
+    assert old.version != new.version
+    prepared = pool.prepare(
+        FEED, _result(_rss(20)), now=NOW, analyzer=analyze, stories=SETTINGS, watch=old
+    )
+    done = judge(FEED, prepared, scorer=_FixedScores(0.9), matcher=new)
+    assert all([m.rule for m in p.matches] == ["new"] for p in done.items)

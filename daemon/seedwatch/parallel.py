@@ -1,4 +1,4 @@
-"""Use every core: ``pipeline.prepare`` (parse, normalize, analyse) in worker processes.
+"""Use every core: ``pipeline.prepare`` (parse, normalize, analyse, match) in worker processes.
 
 prepare is a pure function of (feed, fetched body, now) and the CPU-heavy half of ingest, so
 it runs in a process pool and hands back plain values (pickled dataclasses). Classifying,
@@ -14,6 +14,7 @@ A body too small to be worth the trip is prepared in the calling thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -24,8 +25,10 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
+from seedwatch.config.model import WatchlistConfig
 from seedwatch.errors import ParseError
 from seedwatch.pipeline import Analyzer, Prepared, prepare
+from seedwatch.rules import Watchlist, compile_watchlist
 from seedwatch.stories.fingerprint import Fingerprint, fingerprint
 from seedwatch.stories.settings import StorySettings
 from seedwatch.types import FeedRef, FetchResult, Item
@@ -34,6 +37,28 @@ log = logging.getLogger(__name__)
 
 # Bytes of body below which the pickling round trip costs more than the parse it would move.
 INLINE_BELOW = 2048
+
+
+@functools.lru_cache(maxsize=2)
+def _watchlist(source: WatchlistConfig) -> Watchlist:
+    """A worker's copy of the daemon's watchlist, compiled once per version (its word caches
+    then fill in the worker)."""
+    return compile_watchlist(source)
+
+
+def prepare_in_worker(
+    feed: FeedRef,
+    result: FetchResult,
+    *,
+    now: datetime,
+    analyzer: Analyzer,
+    stories: StorySettings,
+    watch: WatchlistConfig | None,
+) -> Prepared:
+    """``pipeline.prepare`` with the watchlist sent as its source (the compiled one holds an
+    automaton and caches, too much to send with every body)."""
+    matcher = _watchlist(watch) if watch is not None else None
+    return prepare(feed, result, now=now, analyzer=analyzer, stories=stories, watch=matcher)
 
 
 def fingerprint_all(items: Sequence[Item], settings: StorySettings) -> list[Fingerprint]:
@@ -74,14 +99,18 @@ class PreparePool:
         now: datetime,
         analyzer: Analyzer,
         stories: StorySettings,
+        watch: Watchlist | None = None,
     ) -> Prepared:
-        """``pipeline.prepare``, in a worker process when the body is worth it."""
+        """``pipeline.prepare``, in a worker process when the body is worth it. ``watch``:
+        the live watchlist, whose queries are matched there too."""
         if self.workers <= 0 or len(result.body or b"") < INLINE_BELOW:
-            return prepare(feed, result, now=now, analyzer=analyzer, stories=stories)
+            return prepare(feed, result, now=now, analyzer=analyzer, stories=stories, watch=watch)
         pool = self._executor()
+        source = watch.source if watch is not None else None
         try:
             return pool.submit(
-                prepare, feed, result, now=now, analyzer=analyzer, stories=stories
+                prepare_in_worker, feed, result, now=now, analyzer=analyzer, stories=stories,
+                watch=source,
             ).result()
         except BrokenProcessPool as e:
             # A worker died (killed, out of memory) while this or another body was in it:

@@ -1,16 +1,19 @@
 """The pure middle of the pipeline, as a shell pipeline would read:
 
-    FetchResult | parse | normalize | analyse    ->  Prepared       (prepare: no daemon state)
-    Prepared    | without(stored keys)           ->  Prepared       (only the new items)
-    Prepared    | classify | match               ->  Processed      (judge: the live models)
+    FetchResult | parse | normalize | analyse | match   ->  Prepared   (prepare: no daemon state)
+    Prepared    | without(stored keys)                  ->  Prepared   (only the new items)
+    Prepared    | classify | accept                     ->  Processed  (judge: the live models)
 
 No session, no HTTP: everything here is a function of its arguments, so it is tested with
 plain values. ``poller`` does the I/O on either side (fetch before, store after).
 
 ``prepare`` is the CPU-heavy half and needs nothing that changes while the daemon runs (the
-text analysis for the classifier and the story fingerprint are functions of the item alone),
-so ``parallel.PreparePool`` runs it in worker processes, on every core. ``judge`` needs the
-classifier's stream statistics and the hot-reloaded watchlist, so it runs in the daemon.
+text analysis for the classifier and the story fingerprint are functions of the item alone;
+the watch rules' queries are matched against a copy of the watchlist of a known version), so
+``parallel.PreparePool`` runs it in worker processes, on every core. ``judge`` needs the
+classifier's stream statistics, so it runs in the daemon: it scores the items and keeps the
+matches whose rules accept the score (min_score, topics). When the watchlist was edited in
+between, judge matches again with the live one.
 """
 
 from __future__ import annotations
@@ -37,15 +40,20 @@ class Scorer(Protocol):
 
 
 class Matcher(Protocol):
+    @property
+    def version(self) -> str: ...
+
     def match(
         self,
         item: Item,
-        score: Score,
+        score: Score | None,
         *,
         feed_name: str = "",
         feed_url: str = "",
         feed_tags: Sequence[str] = (),
     ) -> tuple[Match, ...]: ...
+
+    def accept(self, found: Sequence[Match], score: Score) -> tuple[Match, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,10 @@ class Prepared:
     items: tuple[Item, ...]
     analyses: tuple[Analysis, ...]  # the classifier's analysis of each item, aligned with items
     fingerprints: tuple[Fingerprint, ...]  # the story index's, aligned with items
+    # The watch rules each item's text matched, score filters not yet applied (aligned with
+    # items), and the version of the watchlist that found them; None when not matched yet.
+    matched: tuple[tuple[Match, ...], ...] | None = None
+    watch_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,17 +91,27 @@ def prepare(
     now: datetime,
     analyzer: Analyzer,
     stories: StorySettings,
+    watch: Matcher | None = None,
 ) -> Prepared:
-    """parse -> normalize -> analyse. Raises ParseError for a body with no feed."""
+    """parse -> normalize -> analyse (-> match, given ``watch``). Raises ParseError for a
+    body with no feed."""
     parsed = parse(result)
     items = normalize_feed(feed, parsed, fetched_at=now, base_url=result.url)
     dates = tuple(d for e in parsed.items if (d := e.published or e.updated) is not None)
+    matched = None
+    if watch is not None:
+        matched = tuple(
+            watch.match(it, None, feed_name=feed.name, feed_url=feed.url, feed_tags=feed.tags)
+            for it in items
+        )
     return Prepared(
         feed=replace(parsed, items=()),
         dates=dates,
         items=items,
         analyses=tuple(analyzer(it.title, it.text) for it in items),
         fingerprints=tuple(fingerprint(it, stories) for it in items),
+        matched=matched,
+        watch_version=watch.version if watch is not None else "",
     )
 
 
@@ -105,21 +127,27 @@ def without(prepared: Prepared, keys: Collection[str]) -> Prepared:
         items=tuple(prepared.items[i] for i in keep),
         analyses=tuple(prepared.analyses[i] for i in keep),
         fingerprints=tuple(prepared.fingerprints[i] for i in keep),
+        matched=None if prepared.matched is None else tuple(prepared.matched[i] for i in keep),
     )
 
 
 def judge(feed: FeedRef, prepared: Prepared, *, scorer: Scorer, matcher: Matcher) -> Processed:
     """classify -> match, one document's items at once."""
     scores = scorer.score_many(prepared.analyses)
+    found = prepared.matched
+    if found is None or prepared.watch_version != matcher.version:
+        found = None  # not matched, or by a watchlist edited since: match with the live one
     out = tuple(
         ProcessedItem(
             item=item,
             score=score,
             matches=matcher.match(
                 item, score, feed_name=feed.name, feed_url=feed.url, feed_tags=feed.tags
-            ),
+            )
+            if found is None
+            else matcher.accept(found[i], score),
         )
-        for item, score in zip(prepared.items, scores, strict=True)
+        for i, (item, score) in enumerate(zip(prepared.items, scores, strict=True))
     )
     return Processed(prepared, out)
 

@@ -184,7 +184,7 @@ def poll_feed(
             with _large_parse_slot() if big else contextlib.nullcontext():
                 prepared = rt.prepare_pool.prepare(
                     feed, result, now=now, analyzer=rt.classifier.analyzer,
-                    stories=rt.stories.settings,
+                    stories=rt.stories.settings, watch=rt.watchlist,
                 )
             # Items the feed already holds are left out before scoring and matching: a
             # changed document mostly repeats them, and they would only be counted as

@@ -18,7 +18,7 @@ from functools import lru_cache
 from itertools import accumulate, islice
 from typing import Any
 
-from seedwatch.config.model import RuleConfig
+from seedwatch.config.model import RuleConfig, WatchlistConfig
 from seedwatch.rules import textnorm
 from seedwatch.rules.nodes import Node
 from seedwatch.rules.tree import FIELD_BITS, CNode, Span
@@ -103,16 +103,15 @@ class CompiledRule:
     def accepts(
         self,
         item: Item,
-        score: Score,
+        score: Score | None,
         feed_name: str,
         feed_url: str,
         feed_tags: Sequence[str] = (),
     ) -> bool:
         """The rule's filters (min_score, topics, feeds, tags), before its query is looked at.
-        ``tags`` accepts the item's own categories and its feed's tags (feeds.toml)."""
-        if self.min_score is not None and score.score < self.min_score:
-            return False
-        if self.topics and score.topic.casefold() not in self.topics:
+        ``tags`` accepts the item's own categories and its feed's tags (feeds.toml). Without
+        a score, only the filters that need none."""
+        if score is not None and not self.accepts_score(score):
             return False
         if self.feeds and not (
             feed_name.casefold() in self.feeds or feed_url.casefold() in self.feeds
@@ -120,13 +119,30 @@ class CompiledRule:
             return False
         return not self.tags or any(t.casefold() in self.tags for t in (*item.tags, *feed_tags))
 
+    def accepts_score(self, score: Score) -> bool:
+        """The filters on the classifier's verdict (min_score, topics)."""
+        if self.min_score is not None and score.score < self.min_score:
+            return False
+        return not self.topics or score.topic.casefold() in self.topics
+
 
 class Watchlist:
     """Compiled watch rules; ``match`` is pure and safe to call from several threads."""
 
-    def __init__(self, rules: tuple[CompiledRule, ...], automaton: Any | None) -> None:
+    def __init__(
+        self,
+        rules: tuple[CompiledRule, ...],
+        automaton: Any | None,
+        version: str = "",
+        source: WatchlistConfig | None = None,
+    ) -> None:
         self.rules = rules
+        # Names the watchlist file's content: matches found by another process's copy of
+        # this watchlist are taken as they are only when the versions agree (see accept).
+        self.version = version
+        self.source = source  # what a worker process compiles its copy from
         self._automaton = automaton
+        self._by_name = {rule.name: rule for rule in rules}
         atom_rules: dict[int, list[int]] = {}
         mask = 0
         for i, rule in enumerate(rules):
@@ -209,13 +225,16 @@ class Watchlist:
     def match(
         self,
         item: Item,
-        score: Score,
+        score: Score | None,
         *,
         feed_name: str = "",
         feed_url: str = "",
         feed_tags: Sequence[str] = (),
     ) -> tuple[Match, ...]:
-        """Every rule the item satisfies, in watchlist order, with the matched terms."""
+        """Every rule the item satisfies, in watchlist order, with the matched terms.
+
+        With ``score`` None, the rules' score filters (min_score, topics) are left for
+        ``accept``: the parse workers match before the daemon has scored the item."""
         if not self.rules or self._automaton is None:
             return ()
         sources = self._sources(item, feed_name, feed_url)
@@ -258,6 +277,13 @@ class Watchlist:
             Match(rule=rule.name, terms=surfaces.terms(spans), channels=rule.channels)
             for rule, spans in matched
         )
+
+
+    def accept(self, found: Sequence[Match], score: Score) -> tuple[Match, ...]:
+        """Of the matches ``match`` found without a score (by this watchlist or a copy of
+        the same version), those whose rule's score filters the item passes."""
+        by_name = self._by_name
+        return tuple(m for m in found if by_name[m.rule].accepts_score(score))
 
 
 class _LazyHits:
