@@ -405,6 +405,64 @@ def test_postings_of_a_crowded_key_are_dropped_until_a_rebuild() -> None:
     assert postings.find(word).counts == [2]
 
 
+def test_postings_edited_in_place_find_what_was_posted() -> None:
+    # The big level is merged into and cut in place, a few postings per step here, so that
+    # the steps' boundaries fall everywhere: every key finds exactly the slots posted under
+    # it, except a word key on more than ``crowd`` items, which counts as crowded.
+    from seedwatch.stories import postings as postings_module
+    from seedwatch.stories.postings import Postings
+
+    step = postings_module._STEP
+    postings_module._STEP = 7
+    try:
+        rng = np.random.default_rng(3)
+        postings = Postings(crowd=12, buffer_size=16, middle_max=64)
+        posted: dict[int, list[int]] = {}
+        for slot in range(1500):
+            values = rng.integers(0, 300, size=int(rng.integers(1, 6))).astype(np.uint64)
+            kept = (values % np.uint64(5) == 0).astype(np.uint64) << np.uint64(31)
+            keys = np.unique((values | kept) << np.uint64(32))
+            postings.add(keys, slot)
+            for key in keys.tolist():
+                posted.setdefault(key, []).append(slot)
+        assert len(postings._big) > 64  # the big level was merged into, and cut, in place
+        keys = np.array(sorted(posted), dtype=np.uint64)
+        found = postings.find(keys)
+        for i, key in enumerate(keys.tolist()):
+            slots = sorted(found.slots(np.array([i]))[0].tolist())
+            if key >> 63 or len(posted[key]) <= 12:
+                assert slots == posted[key] and found.counts[i] == len(posted[key])
+            else:
+                assert found.counts[i] > 12
+    finally:
+        postings_module._STEP = step
+
+
+def test_compaction_in_place_keeps_every_live_item() -> None:
+    index = StoryIndex(StorySettings(max_items=10_000))
+    items = [
+        make(f"Report {i} on topic {i % 7}", f"Body of report {i}.",
+             url=f"https://x.example/{i}", at=T0 + timedelta(hours=i))
+        for i in range(3000)
+    ]
+    for i, item in enumerate(items):
+        index.add(item, i)
+    dropped = index.expire(T0 + timedelta(hours=2000) + timedelta(seconds=index.settings.window))
+    assert dropped == 2000 and len(index) == 1000
+    assert index._used == 1000  # compacted: the dead slots are gone
+    assert index.nbytes < 1000 * 400
+    for i in (2000, 2500, 2999):
+        assert index.find(items[i]) == i
+    assert index.find(items[1999]) is None
+    # Every kept item's tokens moved with it.
+    rows = index._rows[: index._used]
+    for slot in (0, 1, 500, 999):
+        row = rows[slot]
+        start, size = int(row["offset"]), int(row["sizes"].sum())
+        expected = fingerprint(items[int(row["story"])]).tokens
+        assert index._tokens[start : start + size].tolist() == expected.tolist()
+
+
 def test_match_many_is_match_for_each() -> None:
     index = StoryIndex(StorySettings())
     index.add(QUAKE_A, 1)

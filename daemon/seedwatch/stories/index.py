@@ -75,7 +75,8 @@ _ROW = np.dtype(
 _MIN_ROWS = 1024
 _MIN_TOKENS = 16 * 1024
 _MIN_DEAD = 256  # dead slots worth a compaction of a small index
-_GROW = 1.5
+_CHUNK = 1 << 14  # items per step of compaction and posting rebuilds
+_GROW = 1.125  # growing is in place (see _grow_tokens): little slack is needed
 
 _NO_SLOTS: I64 = np.zeros(0, dtype=np.int64)
 _LOW32 = 0xFFFFFFFF
@@ -311,21 +312,47 @@ class StoryIndex:
             tokens=self._tokens[at],
         )
 
-    def _keys_of(self, outlet: int) -> U64:
-        """Template keys of the outlet's live items, concatenated (see templates.py)."""
+    def _keys_of(self, outlet: int) -> tuple[U64, I64]:
+        """Template keys of the outlet's live items, distinct, and on how many items each
+        (see templates.py). Counted _CHUNK items at a time: one outlet may hold most of the
+        index, and all its keys at once (with their int64 positions) were several times the
+        token arena's share of it."""
         found = self._postings.find(posting_keys(np.array([outlet], dtype=np.uint64), OUTLET, 1))
-        rows = self._rows[found.slots(np.zeros(1, dtype=np.int64))[0]]
-        rows = rows[(rows["story"] >= 0) & (rows["source"] == outlet)]
-        sizes = rows["sizes"][:, :2]  # names, headline words
-        at = ranges(rows["offset"].astype(np.int64), sizes.sum(axis=1, dtype=np.int64))
-        tags = np.repeat(np.tile(_KEY_TAGS, len(rows)), sizes.ravel())
-        keys: U64 = (self._tokens[at].astype(np.uint64) << np.uint64(1)) | tags
-        return keys
+        slots = found.slots(np.zeros(1, dtype=np.int64))[0]
+        rows = self._rows
+        slots = slots[(rows["story"][slots] >= 0) & (rows["source"][slots] == outlet)]
+        keys: U64 = np.zeros(0, dtype=np.uint64)
+        counts: I64 = np.zeros(0, dtype=np.int64)
+        for start in range(0, len(slots), _CHUNK):
+            part = rows[slots[start : start + _CHUNK]]
+            sizes = part["sizes"][:, :2]  # names, headline words
+            at = ranges(part["offset"].astype(np.int64), sizes.sum(axis=1, dtype=np.int64))
+            tags = np.repeat(np.tile(_KEY_TAGS, len(part)), sizes.ravel())
+            new, n = np.unique((self._tokens[at].astype(np.uint64) << np.uint64(1)) | tags,
+                               return_counts=True)
+            keys, where = np.unique(np.concatenate((keys, new)), return_inverse=True)
+            counts = np.bincount(where, np.concatenate((counts, n))).astype(np.int64)
+        return keys, counts
 
     def _postings_of_all(self) -> U64:
-        """The postings (key << 32 | slot) of every item in slots 0..used."""
+        """The postings (key << 32 | slot) of every item in slots 0..used.
+
+        Built _CHUNK items at a time into one array: done over all items at once, the int64
+        temporaries (token positions, kinds, slots per token) came to several times its size."""
         rows = self._rows[: self._used]
-        slots = np.arange(len(rows), dtype=np.uint64)
+        words = rows["sizes"][:, :2].sum(axis=1, dtype=np.int64)  # names, headline words
+        has_url = rows["url"] != 0
+        out: U64 = np.empty(int(words.sum()) + 2 * len(rows) + int(has_url.sum()), np.uint64)
+        at = 0
+        for start in range(0, len(rows), _CHUNK):
+            part = self._item_postings(start, min(start + _CHUNK, len(rows)))
+            out[at : at + len(part)] = part
+            at += len(part)
+        return out
+
+    def _item_postings(self, start: int, stop: int) -> U64:
+        rows = self._rows[start:stop]
+        slots = np.arange(start, stop, dtype=np.uint64)
         words = rows["sizes"][:, :2]  # names, headline words
         n_words = words.sum(axis=1, dtype=np.int64)
         tokens = self._tokens[ranges(rows["offset"].astype(np.int64), n_words)]
@@ -356,11 +383,27 @@ class StoryIndex:
             if self._used - self._live > self._used // 4:
                 self._compact()
             if self._used == len(self._rows):
-                self._rows = _grown(self._rows, int(len(self._rows) * _GROW))
+                self._grow_rows(int(len(self._rows) * _GROW))
             if self._tokens_used + size > len(self._tokens):
-                need = max(int(len(self._tokens) * _GROW), self._tokens_used + size)
-                self._tokens = _grown(self._tokens, need)
+                self._grow_tokens(max(int(len(self._tokens) * _GROW), self._tokens_used + size))
         return self._used
+
+    # Grown in place (ndarray.resize: realloc, which moves an mmapped block's pages with
+    # mremap instead of copying them), so the old and the new array are never both resident:
+    # a copy held the token arena twice, about 200 MB at max_items. The call must be made on
+    # the attribute itself (refcheck counts references); when a view is alive, it copies.
+
+    def _grow_rows(self, size: int) -> None:
+        try:
+            self._rows.resize(size, refcheck=True)
+        except ValueError:
+            self._rows = _grown(self._rows, size)
+
+    def _grow_tokens(self, size: int) -> None:
+        try:
+            self._tokens.resize(size, refcheck=True)
+        except ValueError:
+            self._tokens = _grown(self._tokens, size)
 
     def _kill(self, slots: I64) -> int:
         if not len(slots):
@@ -383,24 +426,32 @@ class StoryIndex:
 
     def _compact(self) -> None:
         """Move the live items together (rows, tokens, postings) and renumber their slots.
-        Each old array is let go before its successor is filled, to keep the peak low."""
+
+        In place, _CHUNK items at a time, in slot order: an item only moves down (to a lower
+        slot and offset), so a chunk never overwrites what a later one has still to read, and
+        no second copy of the arrays is held. The arrays then shrink to what is kept."""
         self._postings.clear()
-        live = self._rows["story"][: self._used] >= 0
-        kept = self._rows[: self._used][live]
-        self._rows = np.zeros(0, dtype=_ROW)
-        sizes = kept["sizes"].sum(axis=1, dtype=np.int64)
-        tokens = self._tokens[ranges(kept["offset"].astype(np.int64), sizes)]
-        self._tokens = np.zeros(0, dtype=np.uint32)
-        kept["offset"] = np.cumsum(sizes) - sizes
-        self._rows = np.zeros(max(_MIN_ROWS, int(len(kept) * _GROW)), dtype=_ROW)
-        self._rows[: len(kept)] = kept
-        self._tokens = np.zeros(max(_MIN_TOKENS, int(len(tokens) * _GROW)), dtype=np.uint32)
-        self._tokens[: len(tokens)] = tokens
-        self._used, self._tokens_used = len(kept), len(tokens)
+        live = np.flatnonzero(self._rows["story"][: self._used] >= 0)
+        rows, tokens = self._rows, self._tokens
+        at = 0
+        for start in range(0, len(live), _CHUNK):
+            kept = rows[live[start : start + _CHUNK]]
+            sizes = kept["sizes"].sum(axis=1, dtype=np.int64)
+            moved = tokens[ranges(kept["offset"].astype(np.int64), sizes)]
+            kept["offset"] = at + np.cumsum(sizes) - sizes
+            rows[start : start + len(kept)] = kept
+            tokens[at : at + len(moved)] = moved
+            at += len(moved)
+        self._used, self._tokens_used = len(live), at
+        del rows, tokens
+        self._grow_rows(max(_MIN_ROWS, int(self._used * _GROW)))
+        self._grow_tokens(max(_MIN_TOKENS, int(at * _GROW)))
         self._postings.rebuild(self._postings_of_all())
 
 
 def _grown(array: _A, size: int) -> _A:
+    """A copy of ``array`` grown (or cut) to ``size``: when it cannot be resized in place."""
     out = np.zeros(size, dtype=array.dtype)
-    out[: len(array)] = array
+    keep = min(size, len(array))
+    out[:keep] = array[:keep]
     return cast(_A, out)

@@ -105,7 +105,9 @@ class Postings:
         Clear before computing them, so that old and new are not held at once."""
         self.clear()
         postings.sort()
-        self._big, self._crowded = self._uncrowded(postings, _keys_in(postings))
+        self._big = postings
+        del postings  # (the big level is resized in place: no other reference to it)
+        self._uncrowded()
 
     def _is_crowded(self, keys: U64) -> npt.NDArray[np.bool_]:
         crowded = self._crowded
@@ -122,22 +124,89 @@ class Postings:
         middle = _merged(self._middle, new)
         self._buffered = self._sorted_upto = 0
         if len(middle) >= self.middle_max:
-            self._big, crowded = self._uncrowded(_merged(self._big, middle), _keys_in(middle))
-            self._crowded = np.union1d(self._crowded, crowded)
+            # Crowded keys are found and dropped before the merge, and the big array is only
+            # edited in place: a merged copy and an uncrowded copy of it held the big level
+            # three times over for a moment (about 80 MB at the index's max_items).
+            self._middle = _EMPTY
+            keys = _keys_in(middle)
+            big = self._big
+            n = big.searchsorted(keys | _LOW, side="right") - big.searchsorted(keys)
+            n += middle.searchsorted(keys | _LOW, side="right") - middle.searchsorted(keys)
+            del big  # (resizing in place wants no other reference to it)
+            crowded = keys[n > self.crowd]
+            if len(crowded):
+                middle = middle[~_at(middle, crowded)]
+                self._drop_from_big(_at(self._big, crowded))
+                self._crowded = np.union1d(self._crowded, crowded)
+            self._merge_into_big(middle)
             middle = _EMPTY
         self._middle = middle
 
-    def _uncrowded(self, flat: U64, keys: U64) -> tuple[U64, U64]:
-        """``flat`` without the postings of those of ``keys`` on more than ``crowd`` items,
-        and those keys."""
-        lo = flat.searchsorted(keys)
-        n = flat.searchsorted(keys | _LOW, side="right") - lo
+    def _uncrowded(self) -> None:
+        """Drop the postings of the keys of the big level on more than ``crowd`` items, and
+        remember those keys."""
+        keys = _keys_in(self._big)
+        lo = self._big.searchsorted(keys)
+        n = self._big.searchsorted(keys | _LOW, side="right") - lo
         crowded = n > self.crowd
-        if not crowded.any():
-            return flat, _EMPTY
-        keep = np.ones(len(flat), dtype=bool)
-        keep[ranges(lo[crowded].astype(np.int64), n[crowded].astype(np.int64))] = False
-        return flat[keep], keys[crowded]
+        if crowded.any():
+            gone = np.zeros(len(self._big), dtype=bool)
+            gone[ranges(lo[crowded].astype(np.int64), n[crowded].astype(np.int64))] = True
+            self._drop_from_big(gone)
+            self._crowded = keys[crowded]
+
+    # The big level is edited in place, _STEP postings at a time, and resized with realloc
+    # (which moves an mmapped block's pages instead of copying them): never held twice.
+
+    def _drop_from_big(self, gone: npt.NDArray[np.bool_]) -> None:
+        """Remove the big level's postings where ``gone``. A posting only moves down, so a
+        step never overwrites what a later step has still to read."""
+        keep = ~gone
+        at = 0
+        for start in range(0, len(keep), _STEP):
+            kept = self._big[start : start + _STEP][keep[start : start + _STEP]]
+            self._big[at : at + len(kept)] = kept
+            at += len(kept)
+        self._resize_big(at)
+
+    def _merge_into_big(self, new: U64) -> None:
+        """Merge sorted ``new`` into the big level: its postings move up, the last step first,
+        each to its place plus the number of new postings that go before it."""
+        n, m = len(self._big), len(new)
+        if not m:
+            return
+        where = self._big.searchsorted(new)  # new[j] goes before big[where[j]]
+        self._resize_big(n + m)
+        big = self._big
+        for start in range((n - 1) // _STEP * _STEP if n else -1, -1, -_STEP):
+            old = np.arange(start, min(start + _STEP, n), dtype=np.int64)
+            moved = big[start : start + len(old)].copy()
+            big[old + where.searchsorted(old, side="right")] = moved
+        big[where + np.arange(m, dtype=np.int64)] = new
+
+    def _resize_big(self, size: int) -> None:
+        if len(self._big):
+            try:
+                self._big.resize(size, refcheck=True)  # only when nothing else refers to it
+                return
+            except ValueError:
+                pass
+        grown: U64 = np.zeros(size, dtype=np.uint64)
+        keep = min(size, len(self._big))
+        grown[:keep] = self._big[:keep]
+        self._big = grown
+
+
+_STEP = 1 << 18  # postings moved per step of the in-place edits of the big level
+
+
+def _at(flat: U64, keys: U64) -> npt.NDArray[np.bool_]:
+    """Which postings of sorted ``flat`` are of one of ``keys``."""
+    lo = flat.searchsorted(keys)
+    n = flat.searchsorted(keys | _LOW, side="right") - lo
+    hit = np.zeros(len(flat), dtype=bool)
+    hit[ranges(lo.astype(np.int64), n.astype(np.int64))] = True
+    return hit
 
 
 class Found:

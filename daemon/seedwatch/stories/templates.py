@@ -19,16 +19,20 @@ import numpy as np
 import numpy.typing as npt
 
 U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
 _NONE: frozenset[int] = frozenset()
 
 
 class OutletTemplates:
     """Per outlet: items in the window, and its template keys (cached)."""
 
-    def __init__(self, min_items: int, share: float, keys_of: Callable[[int], U64]) -> None:
+    def __init__(
+        self, min_items: int, share: float, keys_of: Callable[[int], tuple[U64, I64]]
+    ) -> None:
         self.min_items = min_items
         self.share = share
-        self._keys_of = keys_of  # outlet -> the keys of its items in the window, concatenated
+        # outlet -> the distinct keys of its items in the window, and on how many items each
+        self._keys_of = keys_of
         self._items: dict[int, int] = {}
         self._changes: dict[int, int] = {}  # since its template was computed
         self._cache: dict[int, frozenset[int]] = {}
@@ -62,10 +66,8 @@ class OutletTemplates:
         cached = self._cache.get(outlet)
         if cached is not None and self._changes.get(outlet, 0) <= self._items[outlet] // 4:
             return cached
-        keys = np.sort(self._keys_of(outlet))
-        # Sorted, a key is on ``need`` items when it is still there ``need - 1`` places on.
-        later = keys[need - 1 :]
-        found = frozenset(later[later == keys[: len(later)]].tolist())
+        keys, counts = self._keys_of(outlet)
+        found = frozenset(keys[counts >= need].tolist())
         self._cache[outlet] = found
         self._changes[outlet] = 0
         return found
