@@ -472,3 +472,30 @@ def test_frequent_columns_by_matmul_give_the_posting_list_sums() -> None:
     rep, row, prod = block.products(q)
     plain = np.bincount(q.item[rep] * block.n_rows + row, prod, q.n * block.n_rows)
     np.testing.assert_allclose(block.sims(q), plain.reshape(q.n, -1), rtol=1e-5, atol=1e-6)
+
+
+def test_examples_enter_the_similarity_as_far_as_the_descriptions_miss_them(
+    tmp_path: Path,
+) -> None:
+    """A topic brief names the area the dev set's relevant items come from: its examples stay
+    in the supervised part. The CIS meeting report alone does not: they join the similarity."""
+    dev = need_corpus("..", "eval", "security-relevance-dev.tsv")
+    with dev.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    examples = [r for r in rows if r["label"] == "relevant"][::10]
+    stream = [(r["title"], r["description"]) for r in rows if r not in examples]
+    weights = {}
+    for name, files in (
+        ("brief", ["000_1fd15a7b221906c2.txt", "topic-brief.md"]),
+        ("report", ["000_1fd15a7b221906c2.txt"]),
+    ):
+        root = tmp_path / name
+        for f in files:
+            write(root / f, (ROOT / "seeds" / f).read_text(encoding="utf-8"))
+        for i, r in enumerate(examples):
+            write(root / f"shot-{i}.txt", f"{r['title']}\n\n{r['description']}\n")
+        clf = Classifier.build(load_seeds(root))
+        clf.observe_many(stream)
+        weights[name] = clf._topics[0].all_weight
+    assert weights["brief"] < 0.25
+    assert weights["report"] > 0.75

@@ -172,6 +172,7 @@ class Classifier:
         topics: list[TopicModel] = []
         for topic in self.seeds.topics:
             tm = TopicModel(topic, doc_feats, self._stats.size)
+            tm.weigh_examples(pool)
             raws = tm.calibrate(pool)
             if from_stream and PRF_DOCS:
                 # Pseudo-relevance feedback: the stream items far above ordinary news are
@@ -181,7 +182,9 @@ class Classifier:
                 wanted = max(0, PRF_DOCS - PRF_PER_SEED * tm.n_near)
                 top = [int(i) for i in np.argsort(-z)[:wanted] if z[i] >= PRF_Z]
                 if top:
+                    weight = tm.all_weight  # measured on the analyst's seeds alone
                     tm = TopicModel(topic, doc_feats, self._stats.size, pseudo=pool.take(top))
+                    tm.all_weight = weight
                     raws = tm.calibrate(pool)
             raws = tm.fit_supervised(pool, raws)
             if index is not None and near is not None:

@@ -30,6 +30,15 @@ PASSAGE_WEIGHT = 0.5  # share of the best passage (vs the whole document) in a d
 CENTROID_WEIGHT = 0.8  # share of the topic centroid (vs the nearest document) in raw
 CENTROID_HALF = 2.5  # seeds beyond two at which the centroid gets half of CENTROID_WEIGHT
 CONSENSUS = 1.0
+# How much the examples enter the similarity itself (see TopicModel.weigh_examples): the AUC
+# with which the descriptions alone pick out the stream items that the examples alone place
+# clearly above ordinary news (z >= PICK_Z, the bar of model.PRF_Z). At AGREE_LOW or below the
+# descriptions miss what the examples show and the examples count fully; at AGREE_HIGH or above
+# they already cover it, and the examples enter through the supervised part only (conventional
+# bands: an AUC of 0.7 is acceptable discrimination, 0.9 outstanding).
+PICK_Z = 2.0
+AGREE_LOW = 0.7
+AGREE_HIGH = 0.9
 KNN = 3  # nearest seed documents averaged (at most a third of them)
 MIN_SPREAD = 0.01
 # Supervised part (see _Supervised): a seed shorter than EXAMPLE_CHARS is an example item (a
@@ -286,6 +295,15 @@ def _top_columns(sims: FloatArr, k: int) -> IntArr:
     return out
 
 
+def _auc(values: FloatArr, positive: BoolArr) -> float:
+    """ROC-AUC of ``values`` for the split ``positive`` (ties count half)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # 1-based mid-ranks
+    n_pos = int(positive.sum())
+    n_neg = len(values) - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 class _Supervised:
     """Logistic regression over [BM25 weights on the topic's stems | static vector]: the seeds
     (and their paragraphs) against ordinary stream items and the counter-examples.
@@ -376,14 +394,24 @@ class TopicModel:
         self.centroid = self._centroid(wholes)
         self.n_docs = len(near) + (pseudo.n if pseudo else 0)
         # When there are both, the similarity is also taken against every seed and the two
-        # averaged: a description that covers the area well gains from leaving the examples
-        # out, one that only reports a single event (a report without a brief) needs them.
+        # mixed with weight ``all_weight``: a description that covers the area well gains from
+        # leaving the examples out (they are in the supervised part, and taking them in twice
+        # pulls the ranking to the events they report), one that only reports a single event
+        # (a report without a brief) needs them. weigh_examples measures which it is.
         self.all_docs: _Block | None = None
         self.all_centroid: _Block | None = None
+        self.all_weight = 0.5  # until weigh_examples has seen a stream
+        self._examples: tuple[_Block, _Block | None, int] | None = None
         if profiles and len(profiles) < len(topic.seeds):
             self.all_docs = self._block(topic.seeds, doc_feats)
             self.all_centroid = self._centroid(
                 [doc_feats[d.name].take([0]) for d in topic.seeds] + ([pseudo] if pseudo else [])
+            )
+            examples = [d for d in topic.seeds if len(d.text) < EXAMPLE_CHARS]
+            self._examples = (
+                self._block(examples, doc_feats),
+                self._centroid([doc_feats[d.name].take([0]) for d in examples]),
+                len(examples),
             )
         self.n_all = len(topic.seeds) + (pseudo.n if pseudo else 0)
         self.mid = 0.0
@@ -466,9 +494,9 @@ class TopicModel:
         StreamIndex.nearest, when the caller has it already (it serves every topic)."""
         q = self.query(f)
         value, best_doc, rows = self._sim(self.docs, self.centroid, self.n_docs, q)
-        if self.all_docs is not None:
+        if self.all_docs is not None and self.all_weight > 0:
             other = self._sim(self.all_docs, self.all_centroid, self.n_all, q)[0]
-            value = 0.5 * (value + other)
+            value = (1 - self.all_weight) * value + self.all_weight * other
         if self.counter is not None:
             neg = self.counter.doc_sims(self.counter.sims(q)).max(axis=1)
             value = value - COUNTER_WEIGHT * np.maximum(0.0, neg)
@@ -481,6 +509,32 @@ class TopicModel:
             near = self.stream.nearest(f) if near is None else near
             value = value + np.where(near >= 0, self.lift[near], 0.0).sum(axis=1) / NEIGHBOURS
         return Result(value, best_doc, rows, q)
+
+    def weigh_examples(self, pool: Feats) -> None:
+        """Set ``all_weight`` from how well the descriptions alone rank what the examples
+        alone find in the stream ``pool``.
+
+        The examples' own similarity marks the stream items it places clearly above ordinary
+        news (z >= PICK_Z); the AUC of the descriptions' similarity on that split says whether
+        the descriptions name the area the examples come from (a topic brief: AUC about 0.9)
+        or describe something narrower (one meeting's report: about 0.65). Hundreds of stream
+        items make the measure steady where a handful of examples would not.
+        """
+        if self._examples is None or not pool.n:
+            return
+        block, centroid, n = self._examples
+        desc, mine = [], []
+        for chunk in _chunks(pool):
+            q = self.query(chunk)
+            desc.append(self._sim(self.docs, self.centroid, self.n_docs, q)[0])
+            mine.append(self._sim(block, centroid, n, q)[0])
+        e = np.concatenate(mine)
+        mid = float(np.median(e))
+        picked = (e - mid) / max(MIN_SPREAD, mid - float(np.quantile(e, 0.16))) >= PICK_Z
+        if picked.all() or not picked.any():
+            return
+        agree = _auc(np.concatenate(desc), picked)
+        self.all_weight = float(np.clip((AGREE_HIGH - agree) / (AGREE_HIGH - AGREE_LOW), 0, 1))
 
     def raws(self, f: Feats, near: IntArr | None = None) -> FloatArr:
         """Raw similarities of a batch of any size, CHUNK texts at a time."""
