@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
+SQLITE_HEAP_LIMIT = 24 * 1024 * 1024  # bytes, all of SQLite's memory in this process (advisory)
 # pg_advisory_lock takes a bigint; any fixed number that other software is unlikely to use.
 MIGRATE_LOCK_KEY = zlib.crc32(b"seedwatch:migrate") * 7919
 # Alembic's ``context`` and ``op`` are module-global proxies: one upgrade per process at a time.
@@ -66,6 +67,11 @@ def _tune_sqlite(engine: Engine) -> None:
             # levels of the item indexes in memory as the database grows past 1 GB. No mmap:
             # its pages count in the RSS (+73 MB at 100k items) and it made no store faster.
             cur.execute("PRAGMA cache_size=-8192")
+            # ... but every pooled connection filled its own 8 MiB (5 pooled, and overflow
+            # ones under 8 fetching threads: about 50 MB in a cold start). This limit is
+            # SQLite's, process-wide: past it, page caches recycle their pages instead of
+            # growing, so the busy connection keeps a large cache and the idle ones do not.
+            cur.execute(f"PRAGMA soft_heap_limit={SQLITE_HEAP_LIMIT}")
         finally:
             cur.close()
         dbapi_conn.create_function("sw_fold", 1, _sqlite_fold, deterministic=True)
