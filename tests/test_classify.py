@@ -440,8 +440,17 @@ def test_stream_index_finds_neighbours_but_not_the_text_itself(seeds_dir: Path) 
     near = clf._index.nearest(feats)
     assert near.shape == (2, NEIGHBOURS)
     assert (near[1] == -1).all()  # no shared word: no neighbour
-    # The copies of the text itself are skipped: its nearest are other items.
-    assert [stream[i] for i in near[0].tolist()] == [parade] * NEIGHBOURS
+    # The topics' example items follow the stream rows (meeting.txt, then cyber/hack.md).
+    rows = [*stream, "meeting.txt", "cyber/hack.md"]
+    assert clf._index.size == len(rows)
+    # The copies of the text itself are skipped: its nearest are the seed that shares most
+    # of its words, then other items.
+    assert [rows[i] for i in near[0].tolist()] == ["meeting.txt"] + [parade] * (NEIGHBOURS - 1)
+    # A topic's own example counts as a typical clear match (here: the copies of RELEVANT,
+    # the stream's best), another topic's as ordinary news.
+    own, other = clf._topics[0].lift[len(stream) :]
+    assert own == pytest.approx(clf._topics[0].lift[: len(stream)].max()) and own > 0
+    assert other == 0.0
 
 
 def _random_feats(rng: np.random.Generator, n: int, n_ids: int) -> Feats:

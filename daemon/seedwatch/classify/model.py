@@ -29,7 +29,7 @@ from seedwatch.classify.analysis import Analysis, analyze, analyze_with_text
 from seedwatch.classify.features import Feats, FloatArr, IntArr, Stats, featurize
 from seedwatch.classify.seeds import SeedSet
 from seedwatch.classify.static import StaticTable, load_table
-from seedwatch.classify.topic import Result, StreamIndex, TopicModel
+from seedwatch.classify.topic import EXAMPLE_CHARS, Result, StreamIndex, TopicModel
 from seedwatch.errors import SeedError
 from seedwatch.types import Score
 
@@ -166,11 +166,21 @@ class Classifier:
         from_stream = len(stream) >= FIRST_REFIT
         pool = self._featurize(stream if from_stream else [*self._background, *stream], add=True)
         doc_feats = self._doc_feats()
-        # Neighbour smoothing, like the feedback, only once the pool is the real stream.
-        index = StreamIndex(pool, self._stats.size) if from_stream else None
+        # Neighbour smoothing, like the feedback, only once the pool is the real stream. The
+        # topics' example items join the index after the stream rows: neighbours whose
+        # relevance is known (see TopicModel.fit_neighbours).
+        examples = [
+            [doc_feats[d.name].take([0]) for d in t.seeds if len(d.text) < EXAMPLE_CHARS]
+            for t in self.seeds.topics
+        ]
+        index = None
+        if from_stream:
+            rows = Feats.concat([pool, *(f for own in examples for f in own)])
+            index = StreamIndex(rows, self._stats.size)
         near = index.nearest(pool) if index is not None else None
         topics: list[TopicModel] = []
-        for topic in self.seeds.topics:
+        at = pool.n
+        for topic, own in zip(self.seeds.topics, examples, strict=True):
             tm = TopicModel(topic, doc_feats, self._stats.size)
             tm.weigh_examples(pool)
             raws = tm.calibrate(pool)
@@ -188,7 +198,8 @@ class Classifier:
                     raws = tm.calibrate(pool)
             raws = tm.fit_supervised(pool, raws)
             if index is not None and near is not None:
-                tm.fit_neighbours(pool, raws, index, near)
+                tm.fit_neighbours(pool, raws, index, near, np.arange(at, at + len(own)))
+            at += len(own)
             topics.append(tm)
         # One assignment: a score() running meanwhile sees the old models or the new ones.
         self._topics, self._index = topics, index

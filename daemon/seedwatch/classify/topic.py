@@ -242,10 +242,10 @@ def _query(colmap: IntArr, f: Feats) -> Query:
 
 
 class StreamIndex:
-    """The calibration stream's texts as one block of BM25 terms, to find a text's nearest
-    stream items (see TopicModel.fit_neighbours). Shared by every topic: the neighbours of a
-    batch are found once. Terms only: the static vectors place every world-news item near
-    every other."""
+    """The calibration stream's texts (then the topics' example items) as one block of BM25
+    terms, to find a text's nearest stream items (see TopicModel.fit_neighbours). Shared by
+    every topic: the neighbours of a batch are found once. Terms only: the static vectors
+    place every world-news item near every other."""
 
     def __init__(self, pool: Feats, n_ids: int) -> None:
         vocab = np.unique(pool.sid)
@@ -261,6 +261,10 @@ class StreamIndex:
     def remap(self, kept: IntArr) -> None:
         """Follow Stats.prune's renumbering (``kept``: old id of every new id)."""
         self.colmap = _remap(self.colmap, kept)
+
+    @property
+    def size(self) -> int:
+        return self.block.n_rows
 
     def nearest(self, f: Feats) -> IntArr:
         """(texts, NEIGHBOURS): the stream rows nearest each text, -1 where fewer share a
@@ -604,10 +608,11 @@ class TopicModel:
         return self.calibrate(pool)
 
     def fit_neighbours(
-        self, pool: Feats, raws: FloatArr, stream: StreamIndex, near: IntArr
+        self, pool: Feats, raws: FloatArr, stream: StreamIndex, near: IntArr, examples: IntArr
     ) -> None:
-        """Smooth scores over the stream (``pool``, indexed as ``stream``; ``near`` its own
-        nearest rows), then recalibrate.
+        """Smooth scores over the stream (``pool``, indexed as the first rows of ``stream``;
+        ``near`` its own nearest rows; ``examples`` the rows of this topic's example items,
+        which the index holds after the stream), then recalibrate.
 
         Items about one story or one kind of event come in groups, and a group shares words
         that no seed has: a terse item whose own words barely touch the seeds is still
@@ -615,8 +620,13 @@ class TopicModel:
         similar item is less so when they score like ordinary news. Each stream item's z is
         kept; a text's raw similarity is lifted by NEIGHBOUR_WEIGHT times the mean z of its
         NEIGHBOURS nearest stream items (label propagation in one step; a missing neighbour
-        counts as ordinary news, z = 0).
+        counts as ordinary news, z = 0). The topic's examples are neighbours too, labelled
+        ones: each counts as a typical clear match (z = the anchor); another topic's examples
+        count as ordinary news.
         """
-        self.lift = NEIGHBOUR_WEIGHT * (raws - self.mid)  # z, back in raw units
+        lift = np.zeros(stream.size)
+        lift[: pool.n] = NEIGHBOUR_WEIGHT * (raws - self.mid)  # z, back in raw units
+        lift[examples] = NEIGHBOUR_WEIGHT * self.anchor * self.spread
+        self.lift = lift
         self.stream = stream
         self.calibrate(pool, near)
