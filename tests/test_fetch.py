@@ -499,6 +499,27 @@ def test_reused_connection_closed_by_the_server_is_retried_once(srv: FeedServer)
     assert len(set(ports)) == 3  # each reuse met a hang-up and went on on a fresh connection
 
 
+def test_connection_closed_right_after_its_answer_is_not_reused(srv: FeedServer) -> None:
+    """A server that closes each connection after answering, without saying so: the next
+    fetch, a moment later, finds it closed (urllib3's check on reuse, or, when the close
+    arrives just after that check, a failure before any answer and the one retry) and goes
+    on on a fresh connection."""
+    ports: list[int] = []
+    plain = answer(ports)
+
+    def answer_and_close(req: BaseHTTPRequestHandler) -> None:
+        plain(req)
+        req.wfile.flush()
+        req.close_connection = True  # no "Connection: close" header was sent
+
+    srv.add("/close-after.xml", handler=answer_and_close)
+    http = http_config()
+    with make_session(http) as session:
+        ref = FeedRef(1, srv.url("/close-after.xml"), "f", etag='"v1"')
+        assert [fetch(session, ref, http).status for _ in range(3)] == [304] * 3
+    assert len(set(ports)) == 3
+
+
 # --- error statuses ----------------------------------------------------------------------
 
 
