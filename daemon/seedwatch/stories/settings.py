@@ -43,6 +43,8 @@ class StorySettings:
     max_postings: int = 200  # a key carried by more items in the window than this is not rare
     max_candidates: int = 12  # candidates verified exactly per lookup, most shared keys first
     min_shared_keys: int = 2  # a candidate shares at least this many names or headline words
-    # Items kept at most (about 230 bytes each); beyond, the oldest go first. Bounds the index
-    # near 100 MB when a window holds more (10,000 feeds of 50 items in a cold start).
+    # Items kept at most; beyond, the oldest go first (their memory once a quarter of the
+    # slots are dead). About 330 bytes each on bench/cold_start.py's items (a 49-byte row,
+    # 58 tokens of 4 bytes, 6 postings of 8): about 150 MB at this bound, which a cold start of
+    # 10,000 feeds of 50 items reaches.
     max_items: int = 450_000
