@@ -76,7 +76,8 @@ _MIN_ROWS = 1024
 _MIN_TOKENS = 16 * 1024
 _MIN_DEAD = 256  # dead slots worth a compaction of a small index
 _CHUNK = 1 << 14  # items per step of compaction and posting rebuilds
-_GROW = 1.125  # growing is in place (see _grow_tokens): little slack is needed
+_GROW = 1.125  # growing is in place (see _grow_tokens): little slack is needed,
+_MAX_STEP = 4 << 20  # and at most this many bytes at a time (numpy zeroes, so touches, it)
 
 _NO_SLOTS: I64 = np.zeros(0, dtype=np.int64)
 _LOW32 = 0xFFFFFFFF
@@ -383,9 +384,9 @@ class StoryIndex:
             if self._used - self._live > self._used // 4:
                 self._compact()
             if self._used == len(self._rows):
-                self._grow_rows(int(len(self._rows) * _GROW))
+                self._grow_rows(_grown_size(self._rows, self._used + 1))
             if self._tokens_used + size > len(self._tokens):
-                self._grow_tokens(max(int(len(self._tokens) * _GROW), self._tokens_used + size))
+                self._grow_tokens(_grown_size(self._tokens, self._tokens_used + size))
         return self._used
 
     # Grown in place (ndarray.resize: realloc, which moves an mmapped block's pages with
@@ -447,6 +448,12 @@ class StoryIndex:
         self._grow_rows(max(_MIN_ROWS, int(self._used * _GROW)))
         self._grow_tokens(max(_MIN_TOKENS, int(at * _GROW)))
         self._postings.rebuild(self._postings_of_all())
+
+
+def _grown_size(array: npt.NDArray[np.generic], need: int) -> int:
+    """A new length for ``array`` with room for ``need`` elements and a little more."""
+    step = min(int(len(array) * (_GROW - 1)), _MAX_STEP // array.itemsize)
+    return max(need, len(array) + max(step, 1))
 
 
 def _grown(array: _A, size: int) -> _A:
