@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent import futures
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -495,9 +496,27 @@ def poll_due(
         if on_done is not None:
             on_done(feed, res, err)
 
+    # One task per fetching thread, each taking the next feed until none is left: a task
+    # (and a Future) per feed cost two thread wake-ups per feed on top of the network's, the
+    # executor's queue hand-off and the wait for its result.
+    todo = iter([feed for feed, _ in polls])
+    take = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with take:
+                feed = next(todo, None)
+            if feed is None:
+                return
+            one(feed)
+
     records = _Records(rt)
     try:
-        list(rt.fetchers().map(one, [feed for feed, _ in polls]))
+        pool = rt.fetchers()
+        tasks = [pool.submit(drain) for _ in range(min(cfg.schedule.workers, len(polls)))]
+        futures.wait(tasks)  # all of them, even when one raised
+        for task in tasks:
+            task.result()
     finally:
         records.flush()
     return report

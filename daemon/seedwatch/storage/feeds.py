@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Text, bindparam, cast, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from seedwatch.config.model import FeedConfig
@@ -551,12 +552,25 @@ def put_poll_state(s: Session, feed_id: int, st: PollState, now: datetime) -> No
             "stale": st.stale,
         }
     )
-    stmt = insert_for(s, STATE).values(key=_state_key(feed_id), value=value, updated_at=now)
     s.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[STATE.c.key],
-            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-        )
+        _put_state(s.get_bind().dialect.name),
+        {"key": _state_key(feed_id), "value": value, "updated_at": now},
+    )
+
+
+@functools.cache
+def _put_state(dialect: str) -> Any:
+    """The upsert of one poll state, built once per dialect: building it per call cost five
+    times what running it does (170 vs 29 us on SQLite)."""
+    ins = postgresql.insert(STATE) if dialect == "postgresql" else sqlite.insert(STATE)
+    stmt = ins.values(
+        key=bindparam("key"),
+        value=bindparam("value"),
+        updated_at=bindparam("updated_at", type_=STATE.c.updated_at.type),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[STATE.c.key],
+        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
     )
 
 
