@@ -48,7 +48,14 @@ from seedwatch.schedule import (
     publishing_gap,
 )
 from seedwatch.storage import queries
-from seedwatch.storage.feeds import FeedHealth, PollContext, PollState, poll_context
+from seedwatch.storage.feeds import (
+    Deferred,
+    FeedHealth,
+    PollContext,
+    PollState,
+    poll_context,
+    run_deferred,
+)
 from seedwatch.storage.leases import renew_feed_lease
 from seedwatch.textutil import html_to_text, one_line
 from seedwatch.types import FeedRef, FetchResult, Item, StoreOutcome
@@ -310,9 +317,9 @@ class _Records:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._lock = threading.Lock()
-        self._todo: list[Callable[[Session], None]] = []
+        self._todo: list[Callable[[Session, Deferred | None], None]] = []
 
-    def add(self, write: Callable[[Session], None]) -> None:
+    def add(self, write: Callable[[Session, Deferred | None], None]) -> None:
         with self._lock:
             self._todo.append(write)
             full = len(self._todo) >= self.FLUSH_EVERY
@@ -326,8 +333,11 @@ class _Records:
             todo, self._todo = self._todo, []
         if todo:
             with self.rt.write_lock, self.rt.sessions() as s:
+                # The feeds' UPDATEs, alike in shape, go out together as executemany.
+                deferred: Deferred = {}
                 for write in todo:
-                    write(s)
+                    write(s, deferred)
+                run_deferred(s, deferred)
                 s.commit()
 
 
@@ -339,7 +349,7 @@ def _record(
     result = seen.result
     done = seen.done
 
-    def write(s: Session) -> None:
+    def write(s: Session, defer: Deferred | None) -> None:
         ctx = seen.context if seen.context is not None else poll_context(s, feed.id)
         prior = ctx.state
         state = _learn(prior, seen, now) if error is None else prior
@@ -373,7 +383,7 @@ def _record(
         health = queries.record_fetch(
             s, feed.id, now=now, next_check=when, result=result if error is None else None,
             error=error, title=title or None, failing_after=cfg.schedule.failing_after,
-            context=ctx, poll_state=state,
+            context=ctx, poll_state=state, defer=defer,
         )
         op = cfg.operator_channel
         if op:
@@ -393,7 +403,7 @@ def _record(
         records.add(write)
         return
     with rt.write_lock, rt.sessions() as s:
-        write(s)
+        write(s, None)
         s.commit()
 
 

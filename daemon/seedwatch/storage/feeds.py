@@ -279,6 +279,7 @@ def record_fetch(
     failing_after: int = 1,
     context: PollContext | None = None,
     poll_state: PollState | None = None,
+    defer: Deferred | None = None,
 ) -> FeedHealth:
     """Record one fetch's outcome, schedule the next, and release the lease. Caller commits.
 
@@ -288,6 +289,8 @@ def record_fetch(
     before the fetch; the feed was leased to us since, so it is not read again.
     ``poll_state``: the feed's poll state after this poll, written when it differs from
     ``context.state`` (always, without a context). The usual 304 is then one UPDATE.
+    ``defer``: where that UPDATE waits to be sent with others of its shape in one
+    ``executemany`` (``run_deferred``, in the same transaction), instead of on its own.
     """
     if context is None:
         context = poll_context(s, feed_id)
@@ -312,7 +315,11 @@ def record_fetch(
             values["title"] = title
         if result is not None:
             values.update(_validators(s, feed_id, context.url, result))
-    s.connection().execute(_update_feed(frozenset(values)), {**values, "b_id": feed_id})
+    stmt, params = _update_feed(frozenset(values)), {**values, "b_id": feed_id}
+    if defer is None:
+        s.connection().execute(stmt, params)
+    else:
+        defer.setdefault(stmt, []).append(params)
     if poll_state is not None and poll_state != context.state:
         put_poll_state(s, feed_id, poll_state, now)
     return FeedHealth(
@@ -322,6 +329,19 @@ def record_fetch(
         gone=gone,
         previous_errors=previous,
     )
+
+
+# Statements waiting to be sent, each with its parameter sets (see record_fetch).
+Deferred = dict[Any, list[dict[str, Any]]]
+
+
+def run_deferred(s: Session, deferred: Deferred) -> None:
+    """Send what record_fetch deferred: one executemany per statement shape (a 304's UPDATE
+    sent alone costs several times its share of a batch in SQLAlchemy and the driver)."""
+    conn = s.connection()
+    for stmt, params in deferred.items():
+        conn.execute(stmt, params)
+    deferred.clear()
 
 
 @functools.cache
