@@ -763,13 +763,23 @@ def known_keys(s: Session, feed_id: int, keys: Sequence[str]) -> set[str]:
     scoring and matching so that only new items pay for those (store_batch would count the
     rest as duplicates anyway)."""
     found: set[str] = set()
+    conn = s.connection()
+    stmt = _known_stmt()
     for part in chunks(sorted(set(keys))):
-        for table in (ITEMS, TOMBSTONES):
-            rows = s.execute(
-                select(table.c.key).where(table.c.feed_id == feed_id, table.c.key.in_(part))
-            )
-            found.update(str(k) for k in rows.scalars())
+        rows = conn.execute(stmt, {"feed_id": feed_id, "keys": part})
+        found.update(str(k) for k in rows.scalars())
     return found
+
+
+@functools.cache
+def _known_stmt() -> Any:
+    """known_keys' one statement, built once (building it per feed cost more than running it)."""
+    feed = bindparam("feed_id", type_=Integer())
+    keys: Any = bindparam("keys", expanding=True)
+    return union_all(
+        select(ITEMS.c.key).where(ITEMS.c.feed_id == feed, ITEMS.c.key.in_(keys)),
+        select(TOMBSTONES.c.key).where(TOMBSTONES.c.feed_id == feed, TOMBSTONES.c.key.in_(keys)),
+    )
 
 
 def _delete_items(s: Session, item_ids: Sequence[int], now: datetime) -> int:
