@@ -134,9 +134,8 @@ def without(prepared: Prepared, keys: Collection[str]) -> Prepared:
 def judge(feed: FeedRef, prepared: Prepared, *, scorer: Scorer, matcher: Matcher) -> Processed:
     """classify -> match, one document's items at once."""
     scores = scorer.score_many(prepared.analyses)
-    found = prepared.matched
-    if found is None or prepared.watch_version != matcher.version:
-        found = None  # not matched, or by a watchlist edited since: match with the live one
+    # Not matched yet, or by a watchlist edited since: match with the live one.
+    found = prepared.matched if prepared.watch_version == matcher.version else None
     out = tuple(
         ProcessedItem(
             item=item,

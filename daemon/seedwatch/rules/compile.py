@@ -13,7 +13,6 @@ itself read as a stem. The second catches surnames the Russian stemmer cuts inco
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import unicodedata
@@ -218,9 +217,7 @@ def compile_watchlist(cfg: WatchlistConfig) -> Watchlist:
     for name, variants in cfg.aliases:
         aliases.setdefault(name, []).extend(variants)
     compiled, compiler = compile_rule_tree(cfg.rules, aliases, str(cfg.path))
-    # The content, not the file's name or time: equal in every process that compiles it.
-    version = hashlib.sha256(repr((cfg.rules, cfg.aliases)).encode()).hexdigest()[:16]
-    watchlist = Watchlist(tuple(compiled), compiler.automaton(), version, cfg)
+    watchlist = Watchlist(tuple(compiled), compiler.automaton(), cfg)
     log.debug(
         "watchlist compiled rules=%d atoms=%d keys=%d path=%s",
         len(compiled),

@@ -10,6 +10,7 @@ item; highlight positions are located only for the rules that matched.
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -133,14 +134,18 @@ class Watchlist:
         self,
         rules: tuple[CompiledRule, ...],
         automaton: Any | None,
-        version: str = "",
         source: WatchlistConfig | None = None,
     ) -> None:
         self.rules = rules
-        # Names the watchlist file's content: matches found by another process's copy of
-        # this watchlist are taken as they are only when the versions agree (see accept).
-        self.version = version
         self.source = source  # what a worker process compiles its copy from
+        # Names the rules' content (not the file's name or time), equal in every process that
+        # compiles the same source: another process's matches are taken as they are only
+        # when the versions agree (see accept).
+        self.version = (
+            hashlib.sha256(repr((source.rules, source.aliases)).encode()).hexdigest()[:16]
+            if source is not None
+            else ""
+        )
         self._automaton = automaton
         self._by_name = {rule.name: rule for rule in rules}
         atom_rules: dict[int, list[int]] = {}
@@ -277,7 +282,6 @@ class Watchlist:
             Match(rule=rule.name, terms=surfaces.terms(spans), channels=rule.channels)
             for rule, spans in matched
         )
-
 
     def accept(self, found: Sequence[Match], score: Score) -> tuple[Match, ...]:
         """Of the matches ``match`` found without a score (by this watchlist or a copy of
